@@ -1,0 +1,111 @@
+"""Evaluate generative checkpoints against the held-out digits: `python -m explorer.evaluate [NAME ...]`.
+
+For each model it draws --samples images from seeded latents and reports, beside the real-data floor
+measured in the same run (as many training images as samples, against the held-out set):
+FID on the shipped classifier's features, the classifier's mean confidence, the share of the rarest digit,
+an Inception-style score, the nearest-training-image distance of samples relative to that of held-out digits
+(about 1 when samples are not copies), bits/dim on the held-out digits where the family defines it, and
+the sampling time per image. --write stores the figures in each checkpoint's config.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+
+import numpy as np
+import torch
+
+from .checkpoint import CONFIG_FILE, list_models, load_model, resolve
+from .data import load_mnist, to_tensor
+from .metrics import class_shares, frechet_distance, gaussian_stats, inception_score, load_classifier, nearest_distances
+
+
+def sample(model, n: int, seed: int, batch_size: int = 250) -> tuple[torch.Tensor, float]:
+    """n images from seeded latents, and the wall time per image in milliseconds."""
+    z = model.sample_latent(n, seed=seed)
+    began = time.perf_counter()
+    images = torch.cat([model.decode(chunk).cpu() for chunk in z.split(batch_size)])
+    return images, (time.perf_counter() - began) / n * 1000
+
+
+def evaluate_images(images: torch.Tensor, classifier, heldout_stats, train_images: torch.Tensor,
+                    heldout_nn_median: float) -> dict:
+    probs, features = classifier.predict(images)
+    shares = class_shares(probs.numpy())
+    return {
+        "fid": round(frechet_distance(gaussian_stats(features.numpy()), heldout_stats), 3),
+        "confidence": round(float(probs.max(dim=1).values.mean()), 4),
+        "min_class_share": round(float(shares.min()), 4),
+        "class_shares": [round(float(s), 4) for s in shares],
+        "inception_score": round(inception_score(probs.numpy()), 3),
+        "nn_distance_ratio": round(float(nearest_distances(images, train_images).median()) / heldout_nn_median, 3),
+    }
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(prog="python -m explorer.evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", help="checkpoints to evaluate (default: every generative one)")
+    parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--write", action="store_true", help="store the figures in each checkpoint's config.json")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    classifier = load_classifier(args.device)
+    heldout, train = load_mnist("heldout"), load_mnist("train")
+    heldout_x, train_x = to_tensor(heldout.images), to_tensor(train.images)
+    heldout_probs, heldout_features = classifier.predict(heldout_x)
+    heldout_stats = gaussian_stats(heldout_features.numpy())
+    accuracy = float((heldout_probs.argmax(1).numpy() == heldout.labels).mean())
+    heldout_nn_median = float(nearest_distances(heldout_x, train_x).median())
+    pick = np.random.default_rng(args.seed).choice(len(train_x), size=min(args.samples, len(train_x)), replace=False)
+    floor = evaluate_images(train_x[pick], classifier, heldout_stats, train_x, heldout_nn_median)
+    floor["nn_distance_ratio"] = None  # training images are their own nearest neighbours
+    print(f"classifier held-out accuracy {accuracy:.4f}; real-data floor (train vs held-out) FID {floor['fid']}")
+
+    rows = [{"name": "real data (train vs held-out)", "family": "data", **floor}]
+    for name in args.names or list_models():
+        model = load_model(name, args.device)
+        images, ms_per_image = sample(model, args.samples, args.seed)
+        row = {"name": name, "family": model.family, **evaluate_images(images, classifier, heldout_stats, train_x, heldout_nn_median)}
+        row["fid_over_floor"] = round(row["fid"] / floor["fid"], 2)
+        row["sampling_ms_per_image"] = round(ms_per_image, 2)
+        if model.has_likelihood:
+            bpd = torch.cat([model.bits_per_dim(chunk).cpu() for chunk in heldout_x.split(500)])
+            row["heldout_bits_per_dim"] = round(float(bpd.mean()), 4)
+            row["likelihood_kind"] = model.likelihood_kind
+        row["parameters"] = sum(p.numel() for p in model.parameters())
+        rows.append(row)
+        print(json.dumps(row))
+        if args.write:
+            path = resolve(name) / CONFIG_FILE
+            record = json.loads(path.read_text())
+            record["metrics"] = {k: v for k, v in row.items() if k not in ("name", "family")} | {
+                "real_data_floor_fid": floor["fid"], "samples": args.samples, "seed": args.seed,
+                "classifier": "classifier-mnist", "classifier_heldout_accuracy": round(accuracy, 4),
+                "measured_on": f"{platform.machine()} {torch.get_num_threads()} threads, torch {torch.__version__}",
+                "command": "python -m explorer.evaluate " + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
+            }
+            path.write_text(json.dumps(record, indent=2) + "\n")
+
+    print()
+    print("| model | family | FID (x floor) | confidence | rarest class | IS | NN-distance ratio | bits/dim (held-out) | ms/image |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        fid = f"{r['fid']:.2f}" + (f" ({r['fid_over_floor']:.1f}x)" if "fid_over_floor" in r else " (1x)")
+        bpd = f"{r['heldout_bits_per_dim']:.3f}" if "heldout_bits_per_dim" in r else "-"
+        nn = f"{r['nn_distance_ratio']:.2f}" if r.get("nn_distance_ratio") is not None else "-"
+        ms = f"{r['sampling_ms_per_image']:.2f}" if "sampling_ms_per_image" in r else "-"
+        print(f"| {r['name']} | {r['family']} | {fid} | {r['confidence']:.3f} | {r['min_class_share']:.1%} | "
+              f"{r['inception_score']:.2f} | {nn} | {bpd} | {ms} |")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+"""The model families, one module each. Imported lazily: diffusers takes seconds to import, and a
+checkpoint of another family should not pay for it."""
+
+from __future__ import annotations
+
+import importlib
+
+FAMILIES = {
+    "vae": "explorer.models.vae:VAE",
+    "gan": "explorer.models.gan:GAN",
+    "flow": "explorer.models.flow:Flow",
+    "diffusion": "explorer.models.diffusion:Diffusion",
+    "classifier": "explorer.models.classifier:Classifier",
+}
+
+
+def model_class(family: str):
+    if family not in FAMILIES:
+        raise KeyError(f"unknown model family {family!r}; known: {', '.join(FAMILIES)}")
+    module, name = FAMILIES[family].split(":")
+    return getattr(importlib.import_module(module), name)

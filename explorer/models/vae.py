@@ -1,0 +1,113 @@
+"""A convolutional variational autoencoder (Kingma & Welling 2014, "Auto-Encoding Variational Bayes").
+
+Gaussian encoder q(z|x) = N(mu(x), diag sigma(x)^2), standard normal prior, and a decoder that gives each
+pixel a discretised logistic distribution over its 256 values (Salimans et al. 2017, PixelCNN++ Eq. 2), so
+the ELBO is a bound on the likelihood of the 8-bit images themselves and bits/dim means what it says.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..base import LatentModel
+
+
+@dataclass
+class VAEConfig:
+    variant: str = "vae"
+    latent_dim: int = 16  # enough for MNIST's stroke styles; a 2-D version makes a plottable map
+    channels: tuple = (32, 64)  # conv widths at 14x14 and 7x7
+    hidden: int = 256
+    min_log_scale: float = -6.0  # floor on the logistic's log-scale: keeps the likelihood finite early on
+    bound_samples: int = 8  # z samples averaged when bits_per_dim estimates the ELBO
+    grad_clip: float = 100.0
+
+    def __post_init__(self) -> None:
+        self.channels = tuple(self.channels)
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag exp(logvar)) || N(0, I)) per row, in closed form (Kingma & Welling 2014, Appendix B)."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(dim=1)
+
+
+def discretized_logistic_log_prob(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+    """log P(x) for x = k/255 under a logistic(mean, scale) on [0, 1] discretised into 256 bins, the edge bins
+    taking the tails (PixelCNN++ Eq. 2). Summed over pixels: (N,)."""
+    half_bin = 0.5 / 255
+    inv_scale = torch.exp(-log_scale)
+    upper = torch.sigmoid((x + half_bin - mean) * inv_scale)
+    lower = torch.sigmoid((x - half_bin - mean) * inv_scale)
+    log_cdf_upper = F.logsigmoid((x + half_bin - mean) * inv_scale)  # for k = 0: P(x <= half a bin)
+    log_one_minus_lower = F.logsigmoid(-(x - half_bin - mean) * inv_scale)  # for k = 255
+    log_mid = torch.log((upper - lower).clamp_min(1e-12))
+    log_prob = torch.where(x < half_bin, log_cdf_upper, torch.where(x > 1 - half_bin, log_one_minus_lower, log_mid))
+    return log_prob.flatten(1).sum(1)
+
+
+class VAE(LatentModel):
+    family = "vae"
+    config_class = VAEConfig
+    train_defaults = {"steps": 4000, "batch_size": 128, "lr": 1e-3, "warmup": 100}
+    can_encode = True  # the posterior mean
+    has_likelihood = True
+    likelihood_kind = "bound (negative ELBO)"
+
+    def __init__(self, config: VAEConfig) -> None:
+        super().__init__(config)
+        c1, c2 = config.channels
+        self.encoder = nn.Sequential(
+            nn.Conv2d(1, c1, 4, 2, 1), nn.ReLU(), nn.Conv2d(c1, c2, 4, 2, 1), nn.ReLU(), nn.Flatten(),
+            nn.Linear(c2 * 49, config.hidden), nn.ReLU(), nn.Linear(config.hidden, 2 * config.latent_dim),
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(config.latent_dim, config.hidden), nn.ReLU(), nn.Linear(config.hidden, c2 * 49), nn.ReLU(),
+            nn.Unflatten(1, (c2, 7, 7)), nn.ConvTranspose2d(c2, c1, 4, 2, 1), nn.ReLU(),
+            nn.ConvTranspose2d(c1, 2, 4, 2, 1),  # two channels: the logistic's mean and log-scale per pixel
+        )
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        return (self.config.latent_dim,)
+
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z|x): (mu, logvar), each (N, latent_dim)."""
+        mu, logvar = self.encoder(x * 2 - 1).chunk(2, dim=1)
+        return mu, logvar.clamp(-12, 8)
+
+    def likelihood_params(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """p(x|z): the logistic's (mean in [0, 1], log-scale) per pixel."""
+        out = self.decoder(z)
+        return torch.sigmoid(out[:, :1]), out[:, 1:].clamp_min(self.config.min_log_scale)
+
+    def elbo(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(ELBO, reconstruction log-likelihood, KL) per image, in nats."""
+        mu, logvar = self.posterior(x)  # 1. q(z|x)
+        noise = torch.randn_like(mu) if noise is None else noise
+        z = mu + (0.5 * logvar).exp() * noise  # 2. reparameterisation trick (Kingma & Welling Sec. 2.4)
+        mean, log_scale = self.likelihood_params(z)
+        reconstruction = discretized_logistic_log_prob(x, mean, log_scale)  # 3. log p(x|z), one sample
+        kl = gaussian_kl(mu, logvar)  # 4. KL(q(z|x) || p(z)) in closed form
+        return reconstruction - kl, reconstruction, kl
+
+    def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        elbo, reconstruction, kl = self.elbo(x)
+        dims = x[0].numel() * math.log(2)
+        return {"loss": -elbo.mean() / dims, "recon_bpd": -reconstruction.mean() / dims, "kl_bpd": kl.mean() / dims}
+
+    def _bits_per_dim(self, x: torch.Tensor, seed: int = 0) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(seed)
+        elbos = [self.elbo(x, torch.randn((x.shape[0], self.config.latent_dim), generator=generator).to(x.device))[0]
+                 for _ in range(self.config.bound_samples)]
+        return -torch.stack(elbos).mean(0) / (x[0].numel() * math.log(2))
+
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.posterior(x)[0]
+
+    def _decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.likelihood_params(z)[0]  # the mean image: deterministic given z

@@ -1,0 +1,192 @@
+"""Train a model family on the digits: `python -m explorer.train FAMILY --name NAME [options]`.
+
+Shows a progress bar, writes sample grids to runs/NAME/progress/ as it goes, saves its training state
+to runs/NAME/state/ (safetensors + JSON) and a loadable checkpoint to checkpoints/NAME every
+--save-every steps. Run the same command again to resume: every random draw is seeded from (seed, step),
+so a resumed run continues exactly as an uninterrupted one would. The checkpoint's config.json records the
+command, the dataset, the step count and the seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .base import LatentModel, pick_device
+from .checkpoint import CHECKPOINTS_DIR, SAMPLES_FILE, build_model, load_state, save_checkpoint, save_state
+from .data import image_grid, load_dataset, to_tensor
+from .models import FAMILIES, model_class
+
+RUNS_DIR = Path(__file__).resolve().parent.parent / "runs"
+
+
+def parse_value(text: str):
+    """--set values are JSON where they parse as JSON (numbers, lists, true), else plain strings."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def step_seed(seed: int, step: int) -> int:
+    return (seed * 1_000_003 + step) % (2**63)
+
+
+class EMA:
+    """Exponential moving average of a model's weights (Polyak averaging); buffers are copied as they are."""
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, step: int) -> None:
+        decay = min(self.decay, (1 + step) / (10 + step))  # warm-up: early weights are not worth keeping
+        for ema_p, p in zip(self.model.parameters(), model.parameters()):
+            ema_p.lerp_(p.detach(), 1 - decay)
+        for ema_b, b in zip(self.model.buffers(), model.buffers()):
+            ema_b.copy_(b)
+
+
+def batches(n_items: int, batch_size: int, seed: int, start_step: int):
+    """Yield (step, index array) forever; epoch e is a permutation seeded by (seed, e), so resuming at any
+    step draws the same batches as an unbroken run."""
+    per_epoch = n_items // batch_size
+    step = start_step
+    while True:
+        epoch, within = divmod(step, per_epoch)
+        order = np.random.default_rng([seed, epoch]).permutation(n_items)
+        for i in range(within, per_epoch):
+            yield step, order[i * batch_size : (i + 1) * batch_size]
+            step += 1
+
+
+def main(argv: list[str] | None = None) -> Path:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="python -m explorer.train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("family", choices=sorted(FAMILIES))
+    parser.add_argument("--name", required=True, help="checkpoint name: written to checkpoints/NAME")
+    parser.add_argument("--out", type=Path, default=None, help="checkpoint folder (default checkpoints/NAME)")
+    parser.add_argument("--data", default="mnist", help="'mnist' or a folder of images (subfolders 0-9 give labels)")
+    parser.add_argument("--steps", type=int, default=None, help="optimiser steps (default: the family's)")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    parser.add_argument("--save-every", type=int, default=500)
+    parser.add_argument("--sample-every", type=int, default=1000)
+    parser.add_argument("--run-dir", type=Path, default=None, help="training state and progress grids (default runs/NAME)")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    parser.add_argument("--fresh", action="store_true", help="ignore saved state and start again")
+    args = parser.parse_args(argv)
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cls = model_class(args.family)
+    defaults = dict(cls.train_defaults)
+    steps = args.steps or defaults["steps"]
+    batch_size = args.batch_size or defaults["batch_size"]
+    lr = args.lr or defaults["lr"]
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        overrides[key] = parse_value(value)
+    config = dataclasses.asdict(cls.config_class(**overrides))
+    device = pick_device(args.device)
+    out = args.out or CHECKPOINTS_DIR / args.name
+    run_dir = args.run_dir or RUNS_DIR / args.name
+    (run_dir / "progress").mkdir(parents=True, exist_ok=True)
+
+    dataset = load_dataset(args.data, "train")
+    images = to_tensor(dataset.images).to(device)
+    labels = torch.from_numpy(dataset.labels).to(device)
+    torch.manual_seed(args.seed)
+    model = build_model(args.family, config).to(device)
+    if hasattr(model, "initialise_from_data"):  # data-dependent init (e.g. ActNorm), seeded like the rest
+        with torch.no_grad():
+            model.initialise_from_data(images[torch.randperm(len(images), generator=torch.Generator().manual_seed(args.seed))[:512].cpu()])
+    optimizers = model.make_optimizers(lr)
+    base_lrs = [[group["lr"] for group in optimizer.param_groups] for optimizer in optimizers]
+    ema_decay = getattr(model.config, "ema_decay", 0.0)
+    ema = EMA(model, ema_decay) if ema_decay > 0 else None
+    start, elapsed = 0, 0.0
+    state = None if args.fresh else load_state(run_dir / "state")
+    if state is not None:
+        if state["family"] != args.family or state["config"] != json.loads(json.dumps(config)):
+            raise SystemExit(f"{run_dir}/state was made with another family or config; use --fresh or another --name")
+        model.load_state_dict(state["model"])
+        for optimizer, saved in zip(optimizers, state["optimizers"]):
+            optimizer.load_state_dict(saved)
+        if ema is not None:
+            ema.model.load_state_dict(state["ema"])
+        start, elapsed = int(state["step"]), float(state["elapsed_s"])
+        print(f"resuming {args.name} at step {start}", file=sys.stderr)
+
+    command = "python -m explorer.train " + shlex.join(argv)
+    preview_latent = model.sample_latent(64, seed=args.seed) if isinstance(model, LatentModel) else None
+
+    def save(step: int) -> None:
+        save_state(run_dir / "state", {
+            "family": args.family, "config": config, "step": step, "elapsed_s": elapsed,
+            "model": model.state_dict(), "optimizers": [o.state_dict() for o in optimizers],
+            **({"ema": ema.model.state_dict()} if ema is not None else {}),
+        })
+        final = ema.model if ema is not None else model
+        training = {"command": command, "dataset": dataset.source, "train_images": len(dataset), "steps": step,
+                    "target_steps": steps, "batch_size": batch_size, "lr": lr, "seed": args.seed,
+                    "ema_decay": ema_decay, "device": str(device), "train_time_s": round(elapsed, 1),
+                    "torch": torch.__version__}
+        save_checkpoint(final, out, args.family, training)
+
+    def preview(step: int) -> None:
+        if preview_latent is None:
+            return
+        final = (ema.model if ema is not None else model).eval()
+        grid = image_grid(final.decode(preview_latent), ncols=8, scale=2)
+        grid.save(run_dir / "progress" / f"step_{step:06d}.png")
+        grid.save(out / SAMPLES_FILE)
+        model.train()
+
+    model.train()
+    progress = tqdm(total=steps, initial=start, desc=f"{args.family}:{args.name}", dynamic_ncols=True, mininterval=5)
+    step = start
+    for step, index in batches(len(images), batch_size, args.seed, start):
+        if step >= steps:
+            break
+        torch.manual_seed(step_seed(args.seed, step))
+        began = time.perf_counter()
+        warmup = min(1.0, (step + 1) / defaults.get("warmup", 1))  # linear learning-rate warm-up
+        for optimizer, lrs in zip(optimizers, base_lrs):
+            for group, base_lr in zip(optimizer.param_groups, lrs):
+                group["lr"] = base_lr * warmup
+        x = images[index]
+        logs = model.training_step((x, labels[index]) if model.needs_labels else x, optimizers)
+        if ema is not None:
+            ema.update(model, step)
+        elapsed += time.perf_counter() - began
+        progress.update(1)
+        progress.set_postfix({k: f"{v:.4g}" for k, v in logs.items()}, refresh=False)
+        done = step + 1
+        if done % args.save_every == 0 or done == steps:
+            save(done)
+        if done % args.sample_every == 0 or done == steps:
+            preview(done)
+    progress.close()
+    if start >= steps:
+        print(f"{args.name} already trained for {start} steps", file=sys.stderr)
+    return out
+
+
+if __name__ == "__main__":
+    main()

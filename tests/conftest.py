@@ -1,0 +1,49 @@
+"""Shared fixtures: tiny models of every family (fast enough to build and run in every test) and the
+shipped checkpoints."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from explorer.checkpoint import CHECKPOINTS_DIR, build_model
+
+# the smallest config of each family that still exercises every code path
+TINY_CONFIGS = {
+    "vae": {"latent_dim": 4, "channels": [4, 8], "hidden": 16},
+    "gan": {"latent_dim": 8, "g_channels": 8, "d_channels": 4, "inversion_steps": 5, "inversion_starts": 2},
+    "wgan": {"loss": "wgan-gp", "n_critic": 2, "latent_dim": 8, "g_channels": 8, "d_channels": 4},
+    "flow": {"steps_per_scale": [2, 2], "hidden_channels": [8, 8]},
+    "diffusion": {"block_channels": [8, 16], "train_timesteps": 50, "decode_steps": 5},
+}
+SHIPPED = ["vae-mnist", "dcgan-mnist", "wgan-gp-mnist", "flow-mnist", "ddpm-mnist"]
+
+
+def tiny_model(key: str, seed: int = 0):
+    family = "gan" if key == "wgan" else key
+    torch.manual_seed(seed)
+    model = build_model(family, TINY_CONFIGS[key])
+    if hasattr(model, "initialise_from_data"):
+        model.initialise_from_data(torch.rand(16, 1, 28, 28))
+    return model.eval()
+
+
+@pytest.fixture(params=sorted(TINY_CONFIGS))
+def tiny(request):
+    return tiny_model(request.param)
+
+
+@pytest.fixture(scope="session")
+def digits():
+    from explorer.data import load_mnist, to_tensor
+
+    heldout = load_mnist("heldout")
+    return to_tensor(heldout.images[:16]), heldout.labels[:16]
+
+
+def shipped(name: str):
+    if not (CHECKPOINTS_DIR / name / "model.safetensors").is_file():
+        pytest.fail(f"shipped checkpoint {name} is missing from checkpoints/")
+    from explorer import load_model
+
+    return load_model(name, "cpu")
