@@ -70,6 +70,9 @@ class LatentModel(Trainable):
     has_likelihood: ClassVar[bool] = False
     likelihood_kind: ClassVar[str] = ""  # "exact" or "bound (ELBO)" where has_likelihood
     encode_needs_grad: ClassVar[bool] = False  # encoding by optimisation (GAN inversion) needs autograd
+    multi_step: ClassVar[bool] = False  # decode_steps shows a process of several steps worth watching
+    has_sampler_options: ClassVar[bool] = False  # decode_steps takes sampler=, steps=, eta=, seed=
+    has_forward_process: ClassVar[bool] = False  # q_sample(x0, t, noise) and alphas_cumprod exist (diffusion)
 
     # --- what subclasses provide ------------------------------------------------------------------------
     @property
@@ -87,6 +90,11 @@ class LatentModel(Trainable):
         raise NotImplementedError(f"a {self.family} model defines no likelihood")
 
     # --- the public interface ----------------------------------------------------------------------------
+    @property
+    def default_temperature(self) -> float:
+        """The prior scale this model's samples are shown and evaluated at (1 unless its config says)."""
+        return float(getattr(self.config, "sample_temperature", 1.0))
+
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
@@ -134,6 +142,8 @@ class LatentModel(Trainable):
             "parameters": sum(p.numel() for p in self.parameters()),
             "can_encode": self.can_encode,
             "has_likelihood": self.has_likelihood,
+            "multi_step": self.multi_step,
+            "default_temperature": self.default_temperature,
             "config": asdict(self.config),
         }
 

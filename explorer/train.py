@@ -183,8 +183,9 @@ def main(argv: list[str] | None = None) -> Path:
         if done % args.sample_every == 0 or done == steps:
             preview(done)
     progress.close()
-    if start >= steps:
-        print(f"{args.name} already trained for {start} steps", file=sys.stderr)
+    if start >= steps:  # nothing to train: rewrite the checkpoint so its record names this exact command
+        print(f"{args.name} already trained for {start} steps; checkpoint record refreshed", file=sys.stderr)
+        save(start)
     return out
 
 

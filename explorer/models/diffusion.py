@@ -40,6 +40,9 @@ class Diffusion(LatentModel):
     config_class = DiffusionConfig
     train_defaults = {"steps": 8000, "batch_size": 64, "lr": 5e-4, "warmup": 200}  # sized for a 2-core CPU
     can_encode = True  # DDIM inversion: approximate, so encode_is_exact stays False
+    multi_step = True
+    has_sampler_options = True
+    has_forward_process = True
 
     def __init__(self, config: DiffusionConfig) -> None:
         super().__init__(config)

@@ -160,6 +160,7 @@ class Flow(LatentModel):
     train_defaults = {"steps": 6000, "batch_size": 64, "lr": 1e-3, "warmup": 200}  # Glow's lr; sized for a CPU
     can_encode = True
     encode_is_exact = True
+    multi_step = True
     has_likelihood = True
     likelihood_kind = "exact (uniform dequantisation bound on the discrete likelihood)"
 

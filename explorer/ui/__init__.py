@@ -1,10 +1,11 @@
-"""The Gradio app: one module per tab, each with plain handler functions and a build() that wires them."""
+"""The Gradio app: one module per tab, each with plain handler functions and a build() that wires them.
+Models live in one ModelCache shared by every user; per-user gr.State holds picked latents only."""
 
 from __future__ import annotations
 
 import gradio as gr
 
-from . import sample
+from . import compare, denoise, edit, interpolate, sample
 from .models import ModelCache
 
 TITLE = "Latent Explorer"
@@ -12,7 +13,39 @@ TITLE = "Latent Explorer"
 
 def build_app(models: ModelCache) -> gr.Blocks:
     with gr.Blocks(title=TITLE) as app:
-        gr.Markdown(f"# {TITLE}\nSample trained VAE, GAN, normalizing-flow and diffusion models of handwritten digits.")
-        with gr.Tab("Sample"):
-            sample.build(models)
+        gr.Markdown(f"# {TITLE}\nSample, edit, interpolate and watch VAE, GAN, normalizing-flow and diffusion "
+                    "models of handwritten digits, all trained on the same 12,000 MNIST digits.")
+        picked, end_a, end_b = gr.State(None), gr.State(None), gr.State(None)
+        with gr.Tabs() as tabs:
+            with gr.Tab("Sample", id="sample"):
+                sample_parts = sample.build(models, picked)
+            with gr.Tab("Edit", id="edit"):
+                edit_parts = edit.build(models, picked)
+            with gr.Tab("Interpolate", id="interpolate"):
+                interp_parts = interpolate.build(models, end_a, end_b)
+            with gr.Tab("Denoise", id="denoise"):
+                denoise_parts = denoise.build(models)
+            with gr.Tab("Compare", id="compare"):
+                compare.build(models)
+
+        fn, inputs, outputs = edit_parts["open"]()
+        sample_parts["to_edit"].click(fn, inputs, outputs, api_visibility="private").then(
+            lambda: gr.Tabs(selected="edit"), None, tabs, api_visibility="private")
+        refresh, r_in, r_out = interp_parts["refresh"]
+        for button, state in ((sample_parts["to_a"], end_a), (sample_parts["to_b"], end_b)):
+            button.click(lambda p: p, picked, state, api_visibility="private").then(refresh, r_in, r_out, api_visibility="private")
+        fn, inputs, outputs = denoise_parts["load"]
+        app.load(fn, inputs, outputs, api_visibility="private")
+
+        # stateless JSON endpoints for gradio_client (the UI's own events keep per-user state)
+        def decode(model: str, latent: list[float]) -> list[list[int]]:
+            return sample.api_decode(models, model, latent)
+
+        def edit_sample(model: str, seed: int, index: int, amounts: list[float], temperature: float = 1.0,
+                        count: int = 32) -> list[list[int]]:
+            return edit.api_edit(models, model, seed, index, amounts, temperature, count)
+
+        decode.__doc__, edit_sample.__doc__ = sample.api_decode.__doc__, edit.api_edit.__doc__
+        gr.api(decode, api_name="decode")
+        gr.api(edit_sample, api_name="edit")
     return app

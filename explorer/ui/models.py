@@ -1,5 +1,6 @@
-"""The models the app serves: each loaded once, on first use, and shared read-only by every user.
-Per-user state (gr.State) holds seeds and latents only, never a model."""
+"""The models the app serves: each loaded once, on first use, and shared read-only by every user, with what
+is derived from them (edit directions) cached beside them. Per-user state (gr.State) holds seeds and
+latents only, never a model."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import threading
 import torch
 
 from ..base import LatentModel
-from ..checkpoint import list_models, load_model
+from ..checkpoint import list_models, load_model, resolve
+from ..latent import Directions, load_directions, principal_directions
+from ..metrics import load_classifier
 
 
 class ModelCache:
@@ -16,12 +19,33 @@ class ModelCache:
         self.device = device
         self.names = names if names is not None else list_models()
         self._models: dict[str, LatentModel] = {}
+        self._directions: dict[str, Directions] = {}
         self._lock = threading.Lock()
 
     def get(self, name: str) -> LatentModel:
-        if name not in self.names:
+        if not isinstance(name, str) or name not in self.names:
             raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(self.names)}")
         with self._lock:
             if name not in self._models:
                 self._models[name] = load_model(name, self.device).requires_grad_(False)
             return self._models[name]
+
+    def directions(self, name: str) -> Directions:
+        """Principal latent directions: shipped beside the checkpoint, else fitted once on first use."""
+        model = self.get(name)
+        with self._lock:
+            if name not in self._directions:
+                found = load_directions(resolve(name)) or principal_directions(model)
+                self._directions[name] = Directions(*(t.to(model.device) for t in
+                                                      (found.vectors, found.explained_variance, found.scale)))
+            return self._directions[name]
+
+    def classifier(self):
+        return load_classifier(str(self.device) if self.device is not None else None)
+
+    def names_where(self, flag: str) -> list[str]:
+        """Models with a capability flag set (flags are class attributes: no weights are loaded to ask)."""
+        from ..checkpoint import read_record
+        from ..models import model_class
+
+        return [n for n in self.names if getattr(model_class(read_record(resolve(n))["family"]), flag)]

@@ -1,0 +1,117 @@
+"""Paths and directions in latent space, the same for every family.
+
+Interpolation: linear, or spherical (Shoemake 1985; White 2016, "Sampling Generative Networks"), which keeps
+the norm typical of Gaussian latents so midpoints do not fade toward the prior's low-density centre.
+
+Unsupervised directions, after GANSpace (Harkonen et al. 2020): decode many prior samples, take the
+principal components of what comes out, and regress each component's scores back onto the latents to get
+the latent direction that moves it. PCA on the latents themselves says nothing here, since a Gaussian
+prior is isotropic; the decoded images carry the structure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .base import LatentModel
+
+
+def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+    return a + (b - a) * t
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+    """Spherical interpolation between flattened a and b; falls back to lerp when they are (anti)parallel."""
+    shape = a.shape
+    a_flat, b_flat = a.reshape(-1).double(), b.reshape(-1).double()
+    cos = torch.dot(a_flat, b_flat) / (a_flat.norm() * b_flat.norm()).clamp_min(1e-12)
+    omega = torch.arccos(cos.clamp(-1, 1))
+    if float(torch.sin(omega)) < 1e-6:
+        return lerp(a, b, t)
+    t = torch.as_tensor(t, dtype=torch.float64)
+    out = (torch.sin((1 - t) * omega) * a_flat + torch.sin(t * omega) * b_flat) / torch.sin(omega)
+    return out.to(a.dtype).reshape(shape)
+
+
+def path(a: torch.Tensor, b: torch.Tensor, frames: int, mode: str = "slerp") -> torch.Tensor:
+    """(frames, *latent_shape) from a to b inclusive."""
+    if mode not in ("lerp", "slerp"):
+        raise ValueError(f"mode must be 'lerp' or 'slerp', not {mode!r}")
+    blend = slerp if mode == "slerp" else lerp
+    return torch.stack([blend(a, b, float(t)) for t in torch.linspace(0, 1, frames)])
+
+
+@dataclass
+class Directions:
+    """Unit latent directions (k, *latent_shape), the share of image variance each principal component
+    explains, and the latent-space standard deviation of each direction's score over prior samples."""
+
+    vectors: torch.Tensor
+    explained_variance: torch.Tensor
+    scale: torch.Tensor
+
+
+@torch.inference_mode()
+def principal_directions(model: LatentModel, k: int = 8, samples: int = 1000, seed: int = 0,
+                         batch_size: int = 250) -> Directions:
+    """GANSpace-style directions: 1. decode prior samples; 2. PCA of the images; 3. least-squares map from
+    the components' scores to the latents, whose columns are the latent directions (Harkonen et al. 2020,
+    Section 2.2, with images in place of early-layer features)."""
+    z = model.sample_latent(samples, seed=seed, temperature=model.default_temperature).cpu()
+    images = torch.cat([model.decode(chunk.to(model.device)).cpu() for chunk in z.split(batch_size)])
+    x = images.flatten(1).double()
+    x = x - x.mean(0)
+    _, singular, components = torch.linalg.svd(x, full_matrices=False)  # 2. rows of `components` are the PCs
+    scores = x @ components[:k].T
+    explained = singular[:k] ** 2 / (singular**2).sum()
+    z_flat = z.flatten(1).double()
+    z_flat = z_flat - z_flat.mean(0)
+    mapping = torch.linalg.lstsq(scores, z_flat).solution  # 3. z ~ scores @ mapping, (k, d)
+    vectors = mapping / mapping.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    scale = (z_flat @ vectors.T).std(0)
+    return Directions(vectors.float().reshape(k, *model.latent_shape), explained.float(), scale.float())
+
+
+DIRECTIONS_FILE = "pca_directions.safetensors"
+
+
+def save_directions(directions: Directions, folder) -> None:
+    from safetensors.torch import save_file
+
+    save_file({"vectors": directions.vectors.contiguous(), "explained_variance": directions.explained_variance,
+               "scale": directions.scale}, str(folder / DIRECTIONS_FILE))
+
+
+def load_directions(folder) -> Directions | None:
+    from safetensors.torch import load_file
+
+    path = folder / DIRECTIONS_FILE
+    if not path.is_file():
+        return None
+    tensors = load_file(str(path))
+    return Directions(tensors["vectors"], tensors["explained_variance"], tensors["scale"])
+
+
+def main(argv: list[str] | None = None) -> None:
+    """python -m explorer.latent [NAME ...]: fit and store each checkpoint's principal directions."""
+    import argparse
+
+    from .checkpoint import list_models, load_model, resolve
+
+    parser = argparse.ArgumentParser(prog="python -m explorer.latent", description=main.__doc__)
+    parser.add_argument("names", nargs="*")
+    parser.add_argument("--k", type=int, default=8)
+    parser.add_argument("--samples", type=int, default=1000)
+    args = parser.parse_args(argv)
+    for name in args.names or list_models():
+        model = load_model(name)
+        directions = principal_directions(model, k=args.k, samples=args.samples)
+        save_directions(directions, resolve(name))
+        shares = ", ".join(f"{v:.1%}" for v in directions.explained_variance)
+        print(f"{name}: {args.k} directions from {args.samples} samples; image variance explained {shares}")
+
+
+if __name__ == "__main__":
+    main()

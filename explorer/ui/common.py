@@ -1,0 +1,91 @@
+"""What every tab shares: argument checks (the server checks everything itself, whatever the UI's sliders
+allow), image conversion, and the per-user latent state.
+
+A picked latent is held in gr.State as {"model": name, "latent": list of floats, "label": text}: plain
+data, never a model, checked against the model's latent shape whenever it is used."""
+
+from __future__ import annotations
+
+import math
+
+import gradio as gr
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from ..base import MAX_SEED, LatentModel
+from ..data import to_uint8
+from .models import ModelCache
+
+__all__ = ["MAX_SEED", "check_int", "check_float", "check_choice", "to_image", "labelled_strip", "make_pick",
+           "picked_latent", "model_or_error", "image_rows"]
+
+
+def check_int(value, name: str, low: int, high: int) -> int:
+    """Accept ints and integral floats (Gradio sends numbers as floats); refuse anything else clearly."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or int(value) != value:
+        raise gr.Error(f"{name} must be a whole number, got {value!r}")
+    if not low <= int(value) <= high:
+        raise gr.Error(f"{name} must be between {low} and {high}, got {int(value)}")
+    return int(value)
+
+
+def check_float(value, name: str, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise gr.Error(f"{name} must be a number between {low} and {high}, got {value!r}")
+    return float(value)
+
+
+def check_choice(value, name: str, choices) -> str:
+    if value not in choices:
+        raise gr.Error(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
+    return value
+
+
+def model_or_error(models: ModelCache, name) -> LatentModel:
+    try:
+        return models.get(name)
+    except ValueError as error:
+        raise gr.Error(str(error)) from error
+
+
+def to_image(x: torch.Tensor, scale: int = 8) -> Image.Image:
+    """One image (1, 1, 28, 28) or (1, 28, 28) in [0, 1] -> an enlarged PIL image, pixels kept sharp."""
+    array = to_uint8(x.reshape(1, 1, *x.shape[-2:]))[0]
+    image = Image.fromarray(array)
+    return image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
+
+
+def labelled_strip(images: torch.Tensor, labels: list[str], scale: int = 3) -> Image.Image:
+    """Frames side by side with a caption under each (the digit the classifier reads, say)."""
+    cell = 28 * scale
+    strip = Image.new("L", (len(images) * (cell + 4) + 4, cell + 22), 40)
+    draw = ImageDraw.Draw(strip)
+    for i, (image, label) in enumerate(zip(images, labels)):
+        strip.paste(to_image(image, scale), (4 + i * (cell + 4), 4))
+        draw.text((4 + i * (cell + 4) + 2, cell + 7), label, fill=235)
+    return strip
+
+
+def make_pick(model_name: str, latent: torch.Tensor, label: str) -> dict:
+    return {"model": model_name, "latent": latent.detach().cpu().reshape(-1).tolist(), "label": label}
+
+
+def picked_latent(models: ModelCache, pick, what: str = "a picked sample") -> tuple[LatentModel, torch.Tensor]:
+    """The model and latent a state holds, checked: shape, finiteness, and that the model exists."""
+    if not isinstance(pick, dict) or "model" not in pick or "latent" not in pick:
+        raise gr.Error(f"no {what} yet: pick one on the Sample tab first")
+    model = model_or_error(models, pick["model"])
+    try:
+        latent = torch.tensor(np.asarray(pick["latent"], dtype=np.float32))
+    except (TypeError, ValueError) as error:
+        raise gr.Error(f"{what} holds a malformed latent: {error}") from error
+    size = int(np.prod(model.latent_shape))
+    if latent.numel() != size or not torch.isfinite(latent).all():
+        raise gr.Error(f"{what} must be {size} finite numbers for {pick['model']}, got {latent.numel()}")
+    return model, latent.reshape(1, *model.latent_shape).to(model.device)
+
+
+def image_rows(x: torch.Tensor) -> list[list[int]]:
+    """One decoded image as 28 rows of 0-255 values: what the JSON API returns."""
+    return to_uint8(x.reshape(1, 1, *x.shape[-2:]))[0].tolist()

@@ -1,0 +1,86 @@
+"""The Interpolate tab: a path between two latents, the digit the classifier reads on each frame, and
+exports as an animated GIF and a PNG strip."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+import imageio.v3 as iio
+import numpy as np
+import torch
+
+from ..latent import path
+from .common import MAX_SEED, check_choice, check_int, labelled_strip, make_pick, model_or_error, picked_latent, to_image
+from .models import ModelCache
+
+MAX_FRAMES = 64
+
+EXPLANATION = (
+    "Frames decoded from latents on a path from A to B. **Linear** paths cut through the middle of the "
+    "Gaussian **prior**, where latents are atypically short; **spherical** (slerp) paths keep the norm of a "
+    "typical latent. Under each frame is the digit the evaluation classifier reads, with its confidence."
+)
+
+
+def endpoints_from_seeds(models: ModelCache, name, seed_a, seed_b):
+    model = model_or_error(models, name)
+    seed_a, seed_b = check_int(seed_a, "seed A", 0, MAX_SEED), check_int(seed_b, "seed B", 0, MAX_SEED)
+    t = model.default_temperature
+    return (make_pick(name, model.sample_latent(1, seed=seed_a, temperature=t)[0], f"{name} seed {seed_a}"),
+            make_pick(name, model.sample_latent(1, seed=seed_b, temperature=t)[0], f"{name} seed {seed_b}"))
+
+
+def interpolate(models: ModelCache, a, b, mode, frames):
+    """-> (labelled strip, GIF path, PNG path, caption)."""
+    model, z_a = picked_latent(models, a, "endpoint A")
+    model_b, z_b = picked_latent(models, b, "endpoint B")
+    if a["model"] != b["model"]:
+        raise gr.Error(f"A comes from {a['model']} and B from {b['model']}: pick both ends from one model")
+    mode = check_choice(mode, "path", ("slerp", "lerp"))
+    frames = check_int(frames, "frames", 2, MAX_FRAMES)
+    images = model.decode(path(z_a[0], z_b[0], frames, mode))
+    probs, _ = models.classifier().predict(images.cpu())
+    labels = [f"{int(p.argmax())} {float(p.max()):.0%}" for p in probs]
+    out = Path(tempfile.mkdtemp(prefix="interp-"))
+    big = [np.asarray(to_image(image, 6)) for image in images]
+    gif, png = out / "interpolation.gif", out / "interpolation-strip.png"
+    iio.imwrite(gif, big + big[-2:0:-1], duration=80, loop=0)  # there and back, so the loop has no jump
+    strip = labelled_strip(images, labels)
+    strip.save(png)
+    caption = f"{frames} frames, {mode}, from **{a.get('label', 'A')}** to **{b.get('label', 'B')}**"
+    return strip, str(gif), str(png), caption
+
+
+def describe(pick, what: str) -> str:
+    return f"{what}: **{pick['label']}**" if isinstance(pick, dict) and "label" in pick else f"{what}: not set"
+
+
+def build(models: ModelCache, a: gr.State, b: gr.State):
+    gr.Markdown(EXPLANATION)
+    with gr.Row():
+        shown_a = gr.Markdown(describe(None, "A"), elem_id="interp-a")
+        shown_b = gr.Markdown(describe(None, "B"), elem_id="interp-b")
+    with gr.Row():
+        model = gr.Dropdown(models.names, value=models.names[0] if models.names else None, label="model (for seeds)")
+        seed_a = gr.Number(value=1, precision=0, minimum=0, maximum=MAX_SEED, label="seed A")
+        seed_b = gr.Number(value=2, precision=0, minimum=0, maximum=MAX_SEED, label="seed B")
+        use_seeds = gr.Button("Use these seeds as A and B", elem_id="interp-use-seeds")
+    with gr.Row():
+        mode = gr.Radio(["slerp", "lerp"], value="slerp", label="path")
+        frames = gr.Slider(2, 24, value=10, step=1, label="frames")
+        run = gr.Button("Interpolate", variant="primary", elem_id="interp-run")
+    caption = gr.Markdown()
+    strip = gr.Image(label="frames (classifier's reading under each)", type="pil", elem_id="interp-strip")
+    with gr.Row():
+        gif = gr.File(label="animated GIF", elem_id="interp-gif")
+        png = gr.File(label="PNG strip", elem_id="interp-png")
+
+    def refresh(pa, pb):
+        return describe(pa, "A"), describe(pb, "B")
+
+    use_seeds.click(lambda *x: endpoints_from_seeds(models, *x), [model, seed_a, seed_b], [a, b],
+                    api_visibility="private").then(refresh, [a, b], [shown_a, shown_b], api_visibility="private")
+    run.click(lambda *x: interpolate(models, *x), [a, b, mode, frames], [strip, gif, png, caption], api_visibility="private")
+    return {"refresh": (refresh, [a, b], [shown_a, shown_b])}
