@@ -18,8 +18,8 @@ import time
 import numpy as np
 import torch
 
-from .checkpoint import CONFIG_FILE, list_models, load_model, resolve
-from .data import load_mnist, to_tensor
+from .checkpoint import CONFIG_FILE, SAMPLES_FILE, list_models, load_model, resolve
+from .data import image_grid, load_mnist, to_tensor
 from .metrics import class_shares, frechet_distance, gaussian_stats, inception_score, load_classifier, nearest_distances
 
 
@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         rows.append(row)
         print(json.dumps(row))
         if args.write:
+            image_grid(images[:64], ncols=8, scale=2).save(resolve(name) / SAMPLES_FILE)  # the samples measured
             path = resolve(name) / CONFIG_FILE
             record = json.loads(path.read_text())
             record["metrics"] = {k: v for k, v in row.items() if k not in ("name", "family")} | {

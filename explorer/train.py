@@ -155,12 +155,12 @@ def main(argv: list[str] | None = None) -> Path:
         final = (ema.model if ema is not None else model).eval()
         grid = image_grid(final.decode(preview_latent), ncols=8, scale=2)
         grid.save(run_dir / "progress" / f"step_{step:06d}.png")
+        out.mkdir(parents=True, exist_ok=True)
         grid.save(out / SAMPLES_FILE)
         model.train()
 
     model.train()
     progress = tqdm(total=steps, initial=start, desc=f"{args.family}:{args.name}", dynamic_ncols=True, mininterval=5)
-    step = start
     for step, index in batches(len(images), batch_size, args.seed, start):
         if step >= steps:
             break

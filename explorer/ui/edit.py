@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import gradio as gr
-import torch
 
 from .common import check_float, image_rows, picked_latent, to_image
 from .models import ModelCache
+from .sample import pick_sample
 
 N_SLIDERS = 6
 SLIDER_RANGE = 3.0  # in standard deviations of each direction's score over prior samples
@@ -20,7 +20,7 @@ EXPLANATION = (
 
 
 def direction_labels(models: ModelCache, pick) -> list[dict]:
-    model, _ = picked_latent(models, pick)
+    picked_latent(models, pick)  # refuse a malformed pick before touching its model's directions
     directions = models.directions(pick["model"])
     shares = directions.explained_variance.tolist()
     return [gr.update(label=f"PC{i + 1} ({shares[i]:.1%} of image variance)", value=0, interactive=True)
@@ -49,8 +49,6 @@ def api_edit(models: ModelCache, model: str, seed: int, index: int, amounts: lis
     """Sample `index` of the grid of `count` drawn with (model, seed, temperature), as the Sample tab draws it,
     moved along its principal directions by `amounts` (up to 6 numbers in [-3, 3], in standard deviations).
     Returns the 28x28 image as rows of 0-255 values."""
-    from .sample import pick_sample
-
     if not isinstance(amounts, (list, tuple)):
         raise gr.Error(f"amounts must be a list of numbers, got {type(amounts).__name__}")
     pick, _ = pick_sample(models, {"model": model, "seed": seed, "temperature": temperature, "count": count}, index)

@@ -17,10 +17,18 @@ from ..metrics import load_classifier
 class ModelCache:
     def __init__(self, device: str | torch.device | None = None, names: list[str] | None = None) -> None:
         self.device = device
-        self.names = names if names is not None else list_models()
+        self.names = names if names is not None else sorted(list_models(), key=self._teaching_order)
         self._models: dict[str, LatentModel] = {}
         self._directions: dict[str, Directions] = {}
         self._lock = threading.Lock()
+
+    @staticmethod
+    def _teaching_order(name: str) -> tuple[int, str]:
+        """VAE, GAN, flow, diffusion: the order the field teaches them, and the app lists them."""
+        from ..checkpoint import read_record
+        from ..models import FAMILIES
+
+        return list(FAMILIES).index(read_record(resolve(name))["family"]), name
 
     def get(self, name: str) -> LatentModel:
         if not isinstance(name, str) or name not in self.names:

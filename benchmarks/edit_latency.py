@@ -1,0 +1,131 @@
+"""Edit latency in a real browser: `python benchmarks/edit_latency.py [--rounds 15]`.
+
+Starts, in the same run, the app and a bare Gradio page with one slider redrawing one image of the same
+size, drives both in headless chromium, and prints the median time from a slider input to the new image
+being shown, per model, with the ratio to the bare page (target: within 1.2x for VAE, GAN and flow). It also
+times the Denoise tab from pressing Run to the first streamed frame (target: 300 ms), and cold start
+(`python app.py` until the page answers). Timings are taken in the page with performance.now()."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+BARE_PAGE = textwrap.dedent("""
+    import sys, numpy as np, gradio as gr
+    with gr.Blocks() as demo:
+        image = gr.Image(type="numpy", height=300, width=300, elem_id="edit-image")
+        slider = gr.Slider(-3, 3, value=0, step=0.1, elem_id="edit-slider-0")
+        slider.input(lambda v: np.full((280, 280), int((v + 3) * 40), np.uint8), slider, image,
+                     trigger_mode="always_last", show_progress="hidden")
+        demo.load(lambda: np.zeros((280, 280), np.uint8), None, image)
+    demo.queue(default_concurrency_limit=4).launch(server_port=int(sys.argv[1]))
+""")
+MOVE_SLIDER = """async ([value]) => {
+    const image = () => document.querySelector('#edit-image img');
+    const old = image() ? image().src : null;
+    const input = document.querySelector('#edit-slider-0 input[type=range]');
+    const start = performance.now();
+    input.value = value;
+    input.dispatchEvent(new Event('input', {bubbles: true}));
+    await new Promise(done => { const check = () => (image() && image().src !== old) ? done() : requestAnimationFrame(check); check(); });
+    return performance.now() - start;
+}"""
+FIRST_FRAME = """async () => {
+    const image = () => document.querySelector('#denoise-xt img');
+    const old = image() ? image().src : null;
+    const start = performance.now();
+    document.querySelector('#denoise-run').click();
+    await new Promise(done => { const check = () => (image() && image().src !== old) ? done() : requestAnimationFrame(check); check(); });
+    return performance.now() - start;
+}"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(command: list[str], port: int) -> tuple[subprocess.Popen, float]:
+    began = time.perf_counter()
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
+            return process, time.perf_counter() - began
+        except OSError:
+            if process.poll() is not None or time.perf_counter() - began > 120:
+                raise SystemExit(f"{command} did not start")
+            time.sleep(0.05)
+
+
+def slider_latencies(page, rounds: int) -> list[float]:
+    values = [1.0, -1.0, 2.0, -2.0, 0.5]
+    page.evaluate(MOVE_SLIDER, [values[-1]])  # warm-up: first call loads the model and its directions
+    return [page.evaluate(MOVE_SLIDER, [values[i % 4]]) for i in range(rounds)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--models", nargs="*", default=["vae-mnist", "dcgan-mnist", "wgan-gp-mnist", "flow-mnist"])
+    args = parser.parse_args()
+    app_port, bare_port = free_port(), free_port()
+    app, cold_start = start([sys.executable, "app.py", "--port", str(app_port), "--device", "cpu"], app_port)
+    bare, _ = start([sys.executable, "-c", BARE_PAGE, str(bare_port)], bare_port)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(f"http://127.0.0.1:{bare_port}/")
+            page.wait_for_selector("#edit-image img")
+            bare_ms = statistics.median(slider_latencies(page, args.rounds))
+            rows = [("bare Gradio page (reference)", bare_ms, 1.0)]
+            for name in args.models:
+                page.goto(f"http://127.0.0.1:{app_port}/")
+                page.locator("#sample-gallery").wait_for()
+                page.get_by_label("model").first.click()
+                page.get_by_role("option", name=name, exact=True).click()
+                page.click("#sample-run")
+                page.locator("#sample-gallery .gallery-item").first.click()
+                page.wait_for_function("document.querySelector('#sample-picked').innerText.includes('Picked')")
+                page.click("#sample-to-edit")
+                page.wait_for_selector("#edit-image img")
+                ms = statistics.median(slider_latencies(page, args.rounds))
+                rows.append((f"app, Edit tab, {name}", ms, ms / bare_ms))
+            page.goto(f"http://127.0.0.1:{app_port}/")
+            page.get_by_role("tab", name="Denoise").click()
+            page.locator("#denoise-run").wait_for()
+            page.evaluate(FIRST_FRAME)  # warm-up: loads the diffusion model
+            page.wait_for_function("document.querySelector('#denoise-equation').innerText.includes('step 50 of 50')", timeout=300_000)
+            first_frames = []
+            for _ in range(3):
+                first_frames.append(page.evaluate(FIRST_FRAME))
+                page.wait_for_function("document.querySelector('#denoise-equation').innerText.includes('step 50 of 50')", timeout=300_000)
+            browser.close()
+    finally:
+        for process in (app, bare):
+            process.terminate()
+    print(f"| what | median slider-to-image ms ({args.rounds} moves) | x bare page |")
+    print("|---|---|---|")
+    for what, ms, ratio in rows:
+        print(f"| {what} | {ms:.0f} | {ratio:.2f} |")
+    print(f"\nDenoise, Run to first streamed frame (DDIM, 50 steps): median {statistics.median(first_frames):.0f} ms of {len(first_frames)}")
+    print(f"Cold start, `python app.py` until the page answers: {cold_start:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""Screenshots of every tab of the real app, for the README: `python benchmarks/screenshots.py`.
+Writes docs/screenshots/<tab>.png."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from edit_latency import FLAGS, ROOT, free_port, start  # noqa: E402
+
+OUT = ROOT / "docs" / "screenshots"
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    app, _ = start([sys.executable, "app.py", "--port", str(port), "--device", "cpu"], port)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(300_000)
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.get_by_label("model").first.click()
+            page.get_by_role("option", name="ddpm-mnist", exact=True).click()
+            page.click("#sample-run")
+            page.locator("#sample-gallery .gallery-item").nth(2).click()
+            page.wait_for_function("document.querySelector('#sample-picked').innerText.includes('Picked')")
+            page.screenshot(path=OUT / "sample.png")
+            page.get_by_label("model").first.click()
+            page.get_by_role("option", name="vae-mnist", exact=True).click()
+            page.click("#sample-run")
+            page.locator("#sample-gallery .gallery-item").nth(2).click()
+            page.wait_for_function("document.querySelector('#sample-picked').innerText.includes('vae-mnist')")
+            page.click("#sample-to-edit")
+            page.wait_for_selector("#edit-image img")
+            page.locator("#edit-slider-0 input[type=range]").fill("1.5")
+            time.sleep(2)
+            page.screenshot(path=OUT / "edit.png")
+            page.get_by_role("tab", name="Interpolate").click()
+            page.click("#interp-use-seeds")
+            page.wait_for_function("document.querySelector('#interp-a').innerText.includes('seed 1')")
+            page.click("#interp-run")
+            page.locator("#interp-gif a").first.wait_for()
+            page.screenshot(path=OUT / "interpolate.png", full_page=True)
+            page.get_by_role("tab", name="Denoise").click()
+            page.click("#denoise-run")
+            page.wait_for_function("document.querySelector('#denoise-equation').innerText.includes('step 20 of 50')")
+            page.screenshot(path=OUT / "denoise.png", full_page=True)
+            page.get_by_role("tab", name="Compare").click()
+            page.click("#compare-run")
+            page.wait_for_function("document.querySelectorAll('#compare-table tbody tr').length >= 5")
+            page.screenshot(path=OUT / "compare.png", full_page=True)
+            browser.close()
+    finally:
+        app.terminate()
+    print("\n".join(str(p.relative_to(ROOT)) for p in sorted(OUT.glob("*.png"))))
+
+
+if __name__ == "__main__":
+    main()
