@@ -123,7 +123,9 @@ def main(argv: list[str] | None = None) -> Path:
     start, elapsed = 0, 0.0
     state = None if args.fresh else load_state(run_dir / "state")
     if state is not None:
-        if state["family"] != args.family or state["config"] != json.loads(json.dumps(config)):
+        # configs match when they build the same dataclass: a field added since the run began takes its default
+        saved_config = dataclasses.asdict(cls.config_class(**state["config"])) if state["family"] == args.family else None
+        if json.loads(json.dumps(saved_config)) != json.loads(json.dumps(config)):
             raise SystemExit(f"{run_dir}/state was made with another family or config; use --fresh or another --name")
         model.load_state_dict(state["model"])
         for optimizer, saved in zip(optimizers, state["optimizers"]):

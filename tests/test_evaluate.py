@@ -9,12 +9,13 @@ from conftest import tiny_model
 
 
 def test_evaluate_reports_and_records_figures(tmp_path, capsys):
-    folder = save_checkpoint(tiny_model("flow"), tmp_path / "tiny-flow", "flow", {"command": "test"})
+    model = tiny_model("flow")
+    folder = save_checkpoint(model, tmp_path / "tiny-flow", "flow", {"command": "test"})
     floor, row = evaluate([str(folder), "--samples", "60", "--write"])
     assert floor["family"] == "data" and floor["fid"] > 0
     assert row["fid"] > floor["fid"]  # an untrained flow is far from the digits
     assert 0 < row["confidence"] <= 1 and abs(sum(row["class_shares"]) - 1) < 1e-6
-    assert row["heldout_bits_per_dim"] > 0 and row["sampling_ms_per_image"] > 0 and row["temperature"] == 1.0
+    assert row["heldout_bits_per_dim"] > 0 and row["sampling_ms_per_image"] > 0 and row["temperature"] == model.default_temperature == 1.0
     metrics = json.loads((folder / "config.json").read_text())["metrics"]
     assert metrics["fid"] == row["fid"] and metrics["real_data_floor_fid"] == floor["fid"] and metrics["samples"] == 60
     table = capsys.readouterr().out

@@ -102,3 +102,9 @@ def test_decode_steps_start_from_noise_and_end_at_the_image(small_flow):
     assert len(steps) == 2 + 1 + 2  # every flow step of both scales and the split prior
     assert steps[0].label.startswith("after scale 2") and steps[-1].label.startswith("after scale 1 step 1")
     torch.testing.assert_close(steps[-1].image, small_flow.decode(z), atol=1e-5, rtol=0)
+
+
+def test_far_out_latents_decode_to_finite_images(small_flow):
+    z = small_flow.sample_latent(4, seed=0) * 60  # deep in the prior's tail, where inverses can blow up
+    x = small_flow.decode(z)
+    assert torch.isfinite(x).all() and x.min() >= 0 and x.max() <= 1

@@ -19,6 +19,7 @@ from torch import nn
 
 from ..base import LatentModel, Step
 
+STATE_LIMIT = 1e4  # bound on the states a coupling's inverse returns, see AffineCoupling.decode
 
 @dataclass
 class FlowConfig:
@@ -26,6 +27,7 @@ class FlowConfig:
     steps_per_scale: tuple = (8, 8)  # flow steps at 14x14 (4 channels) and at 7x7 (8 channels)
     hidden_channels: tuple = (96, 128)  # width of each scale's coupling networks
     logit_alpha: float = 1e-6  # logit(alpha + (1 - 2 alpha) y): alpha as for MNIST in Papamakarios et al. 2017
+    sample_temperature: float = 1.0  # Glow shows samples at 0.7; here FID at 0.7 / 0.8 / 1.0 was 25.8x / 25.1x / 24.6x the floor
     grad_clip: float = 50.0  # flows have large early gradients; clip only the outliers
 
     def __post_init__(self) -> None:
@@ -127,9 +129,13 @@ class AffineCoupling(nn.Module):
         return self._join(given, (changed + shift) * scale), scale.log().flatten(1).sum(1)
 
     def decode(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The inverse, clamped to +-STATE_LIMIT. Data never comes near the bound (its logits lie within
+        +-14), so decode(encode(x)) stays exact; but a latent far in the prior's tail can meet a scale that
+        underflows to 0 in float32, and without the bounds the division overflows and later layers give NaN."""
         given, changed = self._halves(y)
         scale, shift = self._scale_shift(given)
-        return self._join(given, changed / scale - shift), -scale.log().flatten(1).sum(1)
+        scale = scale.clamp_min(1e-30)
+        return self._join(given, (changed / scale - shift).clamp(-STATE_LIMIT, STATE_LIMIT)), -scale.log().flatten(1).sum(1)
 
 
 class FlowStep(nn.Module):
