@@ -37,3 +37,13 @@ def test_class_shares_and_nearest_distances():
     queries = torch.zeros(2, 1, 28, 28)
     queries[1] += 0.9
     torch.testing.assert_close(nearest_distances(queries, refs), torch.tensor([0.0, 0.1 * 28]), atol=1e-4, rtol=0)
+
+
+def test_shipped_classifier_reads_held_out_digits():
+    from explorer.data import load_mnist, to_tensor
+    from explorer.metrics import load_classifier
+
+    heldout = load_mnist("heldout")
+    probs, features = load_classifier("cpu").predict(to_tensor(heldout.images[:500]))
+    assert features.shape == (500, 128)
+    assert (probs.argmax(1).numpy() == heldout.labels[:500]).mean() >= 0.97
