@@ -4,6 +4,7 @@ diffusion), scrubbable afterwards and exportable as a GIF; and the forward proce
 from __future__ import annotations
 
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 
 import gradio as gr
@@ -84,13 +85,9 @@ def export_gif(frames):
     return str(path)
 
 
-_HELDOUT = {}
-
-
-def heldout_digit(index: int) -> torch.Tensor:
-    if "x" not in _HELDOUT:
-        _HELDOUT["x"] = to_tensor(load_mnist("heldout").images)
-    return _HELDOUT["x"][index : index + 1]
+@lru_cache(maxsize=1)
+def heldout_digits() -> torch.Tensor:
+    return to_tensor(load_mnist("heldout").images)
 
 
 def forward_process(models: ModelCache, name, digit, t, seed):
@@ -102,7 +99,7 @@ def forward_process(models: ModelCache, name, digit, t, seed):
     timesteps = model.config.train_timesteps
     t = check_int(t, "t", 0, timesteps - 1)
     seed = check_int(seed, "seed", 0, MAX_SEED)
-    x0 = heldout_digit(digit).to(model.device) * 2 - 1
+    x0 = heldout_digits()[digit : digit + 1].to(model.device) * 2 - 1
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed)).to(model.device)
     with torch.inference_mode():
         x_t = model.q_sample(x0, torch.tensor([t], device=model.device), noise)

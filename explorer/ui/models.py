@@ -9,26 +9,22 @@ import threading
 import torch
 
 from ..base import LatentModel
-from ..checkpoint import list_models, load_model, resolve
+from ..checkpoint import list_models, load_model, read_record, resolve
 from ..latent import Directions, load_directions, principal_directions
 from ..metrics import load_classifier
+from ..models import FAMILIES, model_class
 
 
 class ModelCache:
     def __init__(self, device: str | torch.device | None = None, names: list[str] | None = None) -> None:
         self.device = device
-        self.names = names if names is not None else sorted(list_models(), key=self._teaching_order)
+        names = list_models() if names is None else names
+        self.families = {name: read_record(resolve(name))["family"] for name in names}  # read once, no weights
+        # VAE, GAN, flow, diffusion: the order the field teaches them, and the app lists them
+        self.names = sorted(names, key=lambda n: (list(FAMILIES).index(self.families[n]), n))
         self._models: dict[str, LatentModel] = {}
         self._directions: dict[str, Directions] = {}
         self._lock = threading.Lock()
-
-    @staticmethod
-    def _teaching_order(name: str) -> tuple[int, str]:
-        """VAE, GAN, flow, diffusion: the order the field teaches them, and the app lists them."""
-        from ..checkpoint import read_record
-        from ..models import FAMILIES
-
-        return list(FAMILIES).index(read_record(resolve(name))["family"]), name
 
     def get(self, name: str) -> LatentModel:
         if not isinstance(name, str) or name not in self.names:
@@ -53,7 +49,4 @@ class ModelCache:
 
     def names_where(self, flag: str) -> list[str]:
         """Models with a capability flag set (flags are class attributes: no weights are loaded to ask)."""
-        from ..checkpoint import read_record
-        from ..models import model_class
-
-        return [n for n in self.names if getattr(model_class(read_record(resolve(n))["family"]), flag)]
+        return [n for n in self.names if getattr(model_class(self.families[n]), flag)]
