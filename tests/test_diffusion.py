@@ -43,5 +43,9 @@ def test_ddim_inversion_then_decoding_returns_the_digit(digits):
     model = shipped("ddpm-mnist")
     x, _ = digits
     x = x[:4]
-    reconstruction = model.decode(model.encode(x))
-    assert float((reconstruction - x).abs().mean()) < 0.03
+    z = model.encode(x)
+    error = float((model.decode(z) - x).abs().mean())
+    wrong = float((model.decode(z.roll(1, 0)) - x).abs().mean())  # each digit decoded from another's latent
+    # measured on the shipped model: 0.039 for these digits against 0.175 for wrong latents; DDIM inversion
+    # approximates eps(x_t, t) by eps(x_{t-1}, t), so a few hundredths is what a correct inversion gives
+    assert error < 0.06 and error < 0.35 * wrong
