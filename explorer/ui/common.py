@@ -49,10 +49,14 @@ def model_or_error(models: ModelCache, name) -> LatentModel:
         raise gr.Error(str(error)) from error
 
 
+def one_uint8(x: torch.Tensor) -> np.ndarray:
+    """One image (1, 1, H, W), (1, H, W) or (H, W) in [0, 1] -> uint8 (H, W)."""
+    return to_uint8(x.reshape(1, 1, *x.shape[-2:]))[0]
+
+
 def to_image(x: torch.Tensor, scale: int = 8) -> Image.Image:
-    """One image (1, 1, 28, 28) or (1, 28, 28) in [0, 1] -> an enlarged PIL image, pixels kept sharp."""
-    array = to_uint8(x.reshape(1, 1, *x.shape[-2:]))[0]
-    image = Image.fromarray(array)
+    """One image in [0, 1] -> an enlarged PIL image, pixels kept sharp."""
+    image = Image.fromarray(one_uint8(x))
     return image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
 
 
@@ -88,4 +92,4 @@ def picked_latent(models: ModelCache, pick, what: str = "a picked sample") -> tu
 
 def image_rows(x: torch.Tensor) -> list[list[int]]:
     """One decoded image as 28 rows of 0-255 values: what the JSON API returns."""
-    return to_uint8(x.reshape(1, 1, *x.shape[-2:]))[0].tolist()
+    return one_uint8(x).tolist()
