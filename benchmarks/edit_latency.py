@@ -4,7 +4,9 @@ Starts, in the same run, the app and a bare Gradio page with one slider redrawin
 size, drives both in headless chromium, and prints the median time from a slider input to the new image
 being shown, per model, with the ratio to the bare page (target: within 1.2x for VAE, GAN and flow). It also
 times the Denoise tab from pressing Run to the first streamed frame (target: 300 ms), and cold start
-(`python app.py` until the page answers). Timings are taken in the page with performance.now()."""
+(`python app.py` until the page answers), and encoding an uploaded digit with each family from pressing
+Encode to the reconstruction being shown (targets: VAE and flow within 1 s, GAN inversion within 20 s).
+Slider timings are taken in the page with performance.now()."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import urllib.request
@@ -33,10 +36,10 @@ BARE_PAGE = textwrap.dedent("""
         demo.load(lambda: np.zeros((280, 280), np.uint8), None, image)
     demo.queue(default_concurrency_limit=4).launch(server_port=int(sys.argv[1]))
 """)
-MOVE_SLIDER = """async ([value]) => {
+MOVE_SLIDER = """async ([value, slider]) => {
     const image = () => document.querySelector('#edit-image img');
     const old = image() ? image().src : null;
-    const input = document.querySelector('#edit-slider-0 input[type=range]');
+    const input = document.querySelector(slider + ' input[type=range]');
     const start = performance.now();
     input.value = value;
     input.dispatchEvent(new Event('input', {bubbles: true}));
@@ -72,10 +75,38 @@ def start(command: list[str], port: int) -> tuple[subprocess.Popen, float]:
             time.sleep(0.05)
 
 
-def slider_latencies(page, rounds: int) -> list[float]:
+def slider_latencies(page, rounds: int, slider: str) -> list[float]:
     values = [1.0, -1.0, 2.0, -2.0, 0.5]
-    page.evaluate(MOVE_SLIDER, [values[-1]])  # warm-up: first call loads the model and its directions
-    return [page.evaluate(MOVE_SLIDER, [values[i % 4]]) for i in range(rounds)]
+    page.evaluate(MOVE_SLIDER, [values[-1], slider])  # warm-up: first call loads the model and its directions
+    latencies = []
+    for i in range(rounds):
+        latencies.append(page.evaluate(MOVE_SLIDER, [values[i % 4], slider]))
+        page.wait_for_timeout(150)  # let the readout request that follows each edit finish, as between drags
+    return latencies
+
+
+def encode_times(page, url: str) -> list[tuple[str, float]]:
+    """Upload a drawn digit, press Encode, and time until the reconstruction and its error are shown."""
+    from PIL import Image, ImageDraw
+
+    picture = Path(tempfile.mkdtemp()) / "four.png"
+    image = Image.new("RGB", (300, 360), "white")  # dark ink on paper, as a scan or photo would be
+    ImageDraw.Draw(image).line([(180, 40), (60, 230), (230, 230)], fill="black", width=22)
+    ImageDraw.Draw(image).line([(180, 40), (180, 330)], fill="black", width=22)
+    image.save(picture)
+    rows = []
+    for name in ("vae-mnist", "flow-mnist", "dcgan-mnist", "ddpm-mnist"):
+        page.goto(url)
+        page.get_by_role("tab", name="Edit").click()
+        page.get_by_label("encode with").click()
+        page.get_by_role("option", name=name, exact=True).click()
+        page.locator("#edit-upload input[type=file]").set_input_files(str(picture))
+        page.locator("#edit-upload").get_by_text("four.png").wait_for()
+        began = time.perf_counter()
+        page.click("#edit-encode-upload")
+        page.wait_for_function(f"document.querySelector('#edit-encoded').innerText.includes('{name}')", timeout=120_000)
+        rows.append((name, time.perf_counter() - began))
+    return rows
 
 
 def main() -> None:
@@ -92,7 +123,7 @@ def main() -> None:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             page.goto(f"http://127.0.0.1:{bare_port}/")
             page.wait_for_selector("#edit-image img")
-            bare_ms = statistics.median(slider_latencies(page, args.rounds))
+            bare_ms = statistics.median(slider_latencies(page, args.rounds, "#edit-slider-0"))
             rows = [("bare Gradio page (reference)", bare_ms, 1.0)]
             for name in args.models:
                 page.goto(f"http://127.0.0.1:{app_port}/")
@@ -104,8 +135,10 @@ def main() -> None:
                 page.wait_for_function("document.querySelector('#sample-picked').innerText.includes('Picked')")
                 page.click("#sample-to-edit")
                 page.wait_for_selector("#edit-image img")
-                ms = statistics.median(slider_latencies(page, args.rounds))
-                rows.append((f"app, Edit tab, {name}", ms, ms / bare_ms))
+                page.wait_for_function("document.querySelector('#edit-readout').innerText.includes('Reads as')")
+                ms = statistics.median(slider_latencies(page, args.rounds, "#edit-thickness"))
+                rows.append((f"app, Edit tab, thickness slider, {name}", ms, ms / bare_ms))
+            encode_rows = encode_times(page, f"http://127.0.0.1:{app_port}/")
             page.goto(f"http://127.0.0.1:{app_port}/")
             page.get_by_role("tab", name="Denoise").click()
             page.locator("#denoise-run").wait_for()
@@ -125,6 +158,9 @@ def main() -> None:
         print(f"| {what} | {ms:.0f} | {ratio:.2f} |")
     print(f"\nDenoise, Run to first streamed frame (DDIM, 50 steps): median {statistics.median(first_frames):.0f} ms of {len(first_frames)}")
     print(f"Cold start, `python app.py` until the page answers: {cold_start:.1f} s")
+    print("\n| encode an uploaded digit with | Encode pressed to reconstruction shown, s |\n|---|---|")
+    for name, seconds in encode_rows:
+        print(f"| {name} | {seconds:.2f} |")
 
 
 if __name__ == "__main__":

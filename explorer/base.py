@@ -66,6 +66,7 @@ class LatentModel(Trainable):
 
     family: ClassVar[str] = ""
     can_encode: ClassVar[bool] = False
+    encode_method: ClassVar[str] = ""  # how encode works, in words, for the UI to show
     encode_is_exact: ClassVar[bool] = False
     has_likelihood: ClassVar[bool] = False
     likelihood_kind: ClassVar[str] = ""  # "exact" or "bound (ELBO)" where has_likelihood
@@ -118,13 +119,14 @@ class LatentModel(Trainable):
         """The generation process step by step. One step for families that decode in one pass."""
         yield Step(0, 1, self.decode(z), "decoded")
 
-    def encode(self, x: torch.Tensor, **options) -> torch.Tensor:
-        """images (N, 1, 28, 28) in [0, 1] -> latents (N, *latent_shape)."""
+    def encode(self, x: torch.Tensor, progress=None, **options) -> torch.Tensor:
+        """images (N, 1, 28, 28) in [0, 1] -> latents (N, *latent_shape). `progress(done, total)` is called as
+        iterative encoders (GAN inversion, DDIM inversion) go."""
         if not self.can_encode:
             raise NotImplementedError(f"a {self.family} model has no encoder")
         x = self.check_images(x)
         with torch.inference_mode(not self.encode_needs_grad):
-            return self._encode(x, **options).detach()
+            return self._encode(x, progress=progress, **options).detach()
 
     @torch.inference_mode()
     def bits_per_dim(self, x: torch.Tensor) -> torch.Tensor:

@@ -35,7 +35,12 @@ def local():
     ("/decode", ("vae-mnist", [0.1, 0.2]), "16 finite numbers"),
     ("/decode", ("vae-mnist", "not a latent"), "malformed|16 finite"),
     ("/edit", ("vae-mnist", 0, 99, [1.0]), "sample index"),
-    ("/edit", ("vae-mnist", 0, 1, [1e9]), "slider 1"),
+    ("/edit", ("vae-mnist", 0, 1, [1e9]), "PC1"),
+    ("/edit", ("vae-mnist", 0, 1, [0.0] * 7), "at most 6"),
+    ("/edit_attributes", ("vae-mnist", 0, 1, {"thickness": 1e9}, []), "thickness must be"),
+    ("/edit_attributes", ("vae-mnist", 0, 1, {"charisma": 1.0}, []), "attribute must be one of"),
+    ("/edit_attributes", ("vae-mnist", 0, 1, {"thickness": 1.0}, ["thickness"]), "both edited and locked"),
+    ("/edit_attributes", ("vae-mnist", 0, 1, {"thickness": 1.0}, "slant"), "lock must be a list"),
     ("/compare", (-5,), "seed|less than minimum value 0"),
 ])
 def test_bad_calls_get_a_clear_error_and_the_app_keeps_serving(client, api_name, args, message):
@@ -63,3 +68,13 @@ def test_eight_users_editing_at_once_get_their_own_results(app_url, local):  # n
     for request, result in zip(requests, results):
         assert np.array_equal(result, np.asarray(edit.api_edit(local, *request)))
     assert len({r.tobytes() for r in results}) == 8
+
+
+def test_attribute_edit_matches_the_library(client, local):
+    import explorer
+
+    rows = client.predict("vae-mnist", 3, 2, {"thickness": 1.5, "digit 4": 0.5}, ["slant"], api_name="/edit_attributes")
+    model = local.get("vae-mnist")
+    z = explorer.edit(model, model.sample_latent(32, seed=3)[2:3], {"thickness": 1.5, "digit 4": 0.5}, lock=("slant",))
+    expected = (model.decode(z)[0, 0] * 255).round().to(torch.uint8).numpy()
+    assert np.abs(np.asarray(rows, dtype=int) - expected).max() <= 1

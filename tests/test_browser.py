@@ -92,22 +92,79 @@ def pick_first_sample(page) -> None:
     page.wait_for_function("document.querySelector('#sample-picked').innerText.includes('Picked')")
 
 
+def edit_picked_sample(page) -> None:
+    pick_first_sample(page)
+    page.click("#sample-to-edit")
+    page.wait_for_selector("#edit-readout")
+    page.wait_for_function("document.querySelector('#edit-readout').innerText.includes('Reads as')")
+
+
 def test_every_tab_loads(page):
-    for name, element in [("Sample", "#sample-run"), ("Edit", "#edit-slider-0"), ("Interpolate", "#interp-run"),
+    for name, element in [("Sample", "#sample-run"), ("Edit", "#edit-thickness"), ("Interpolate", "#interp-run"),
                           ("Denoise", "#denoise-run"), ("Compare", "#compare-run")]:
         open_tab(page, name)
         page.wait_for_selector(element, state="visible")
 
 
 def test_clicking_a_sample_picks_it_and_the_edit_slider_changes_the_image(page):
-    pick_first_sample(page)
+    edit_picked_sample(page)
     assert "#0" in page.inner_text("#sample-picked")
-    page.click("#sample-to-edit")
-    page.wait_for_selector("#edit-image img")
     before = image_src(page, "#edit-image")
-    page.locator("#edit-slider-0 input[type=range]").fill("2.5")
+    page.locator("#edit-thickness input[type=range]").fill("2.5")
     after = wait_src_change(page, "#edit-image", before)
     assert after and after != before
+    page.wait_for_function("[...document.querySelectorAll('#edit-readout tr')].some(r => r.innerText.includes('thickness') && r.innerText.includes('edited'))")
+
+
+def test_a_lock_holds_its_attribute(page):
+    edit_picked_sample(page)
+    page.locator("#edit-lock-slant input[type=checkbox]").check()
+    slant_locked = "[...document.querySelectorAll('#edit-readout tr')].some(r => r.innerText.includes('slant') && r.innerText.includes('locked'))"
+    page.wait_for_function(slant_locked)  # the lock has reached the server before the slider moves
+    before = image_src(page, "#edit-image")
+    page.locator("#edit-width input[type=range]").fill("1.5")
+    wait_src_change(page, "#edit-image", before)
+    page.wait_for_function("[...document.querySelectorAll('#edit-readout tr')].some(r => r.innerText.includes('width') && r.innerText.includes('edited'))")
+    assert page.evaluate(slant_locked)  # how well locks hold, over many latents, is tested in test_attributes
+
+
+def test_uploading_a_digit_encodes_it(page, tmp_path):
+    from PIL import Image, ImageDraw
+
+    picture = Image.new("RGBA", (200, 240), (255, 255, 255, 0))  # dark ink on a transparent page
+    ImageDraw.Draw(picture).line([(60, 40), (140, 40), (90, 200)], fill=(0, 0, 0, 255), width=18)  # a "7"
+    path = tmp_path / "seven.png"
+    picture.save(path)
+    open_tab(page, "Edit")
+    page.locator("#edit-upload input[type=file]").set_input_files(str(path))
+    page.locator("#edit-upload").get_by_text("seven.png").wait_for()
+    page.click("#edit-encode-upload")
+    page.wait_for_function("document.querySelector('#edit-encoded').innerText.includes('mean absolute pixel error')")
+    page.wait_for_selector("#edit-rebuilt img")
+    page.wait_for_function("document.querySelector('#edit-source').innerText.includes('your digit')")
+
+
+def test_a_drawn_digit_is_encoded_and_a_bad_upload_is_explained(page, tmp_path):
+    open_tab(page, "Edit")
+    canvas = page.locator("#edit-sketch canvas").first
+    canvas.wait_for()
+    canvas.scroll_into_view_if_needed()
+    page.locator("#edit-sketch button[aria-label='Brush']").click()  # as a user picks the brush first
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.2)
+    page.mouse.down()
+    for step in range(1, 11):
+        page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * (0.2 + 0.06 * step))
+    page.mouse.up()
+    page.click("#edit-encode-sketch")
+    page.wait_for_function("document.querySelector('#edit-encoded').innerText.includes('mean absolute pixel error')")
+    page.wait_for_function("document.querySelector('#edit-source').innerText.includes('your digit')")
+    text = tmp_path / "notes.png"
+    text.write_text("not a picture")
+    page.locator("#edit-upload input[type=file]").set_input_files(str(text))
+    page.locator("#edit-upload").get_by_text("notes.png").wait_for()
+    page.click("#edit-encode-upload")
+    page.get_by_text("not a readable image").first.wait_for()
 
 
 def test_interpolation_gif_downloads(page, tmp_path):

@@ -116,3 +116,12 @@ def test_shipped_checkpoint_loads_and_is_seeded(name):
     assert {"fid", "confidence", "min_class_share"} <= record["metrics"].keys()
     z = model.sample_latent(2, seed=11)
     assert torch.equal(model.decode(z), model.decode(model.sample_latent(2, seed=11)))
+
+
+def test_every_encoder_says_how_it_encodes():
+    from explorer.models import FAMILIES, model_class
+
+    for family in FAMILIES:
+        cls = model_class(family)
+        if getattr(cls, "can_encode", False):
+            assert cls.encode_method, f"{family} can encode but does not say how"

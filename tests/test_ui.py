@@ -69,30 +69,145 @@ def vae_pick(models):
 
 def test_edit_moves_the_image_and_zero_is_the_pick(models, vae_pick):
     opened = edit.open_pick(models, vae_pick)
-    zero = edit.edit_image(models, vae_pick, *[0.0] * edit.N_SLIDERS)
-    moved = edit.edit_image(models, vae_pick, 2.0, *[0.0] * (edit.N_SLIDERS - 1))
+    settings = opened[2]
+    zero, same = edit.move(models, vae_pick, settings, "thickness", 0.0)
+    moved, after = edit.move(models, vae_pick, settings, "thickness", 2.0)
     assert np.array_equal(pixels(opened[0]), pixels(zero))
     assert np.abs(pixels(moved).astype(int) - pixels(zero).astype(int)).mean() > 2
-    assert "PC1" in opened[2]["label"] and "% of image variance" in opened[2]["label"]
+    assert after["amounts"]["thickness"] == 2.0 and settings["amounts"]["thickness"] == 0.0  # state not mutated
+    principal = opened[5 + len(edit.SLIDERS) + 2]
+    assert principal["label"].startswith("PC1 ~ ") and "(r = " in principal["label"] and "% of image variance" in principal["label"]
 
 
-@pytest.mark.parametrize("pick, amounts, message", [
-    (None, [0.0], "Sample tab"),
-    ({"model": "vae-mnist", "latent": [0.0] * 3}, [0.0], "16 finite numbers"),
-    ({"model": "vae-mnist", "latent": [float("nan")] * 16}, [0.0], "finite"),
-    ({"model": "vae-mnist", "latent": "abc"}, [0.0], "malformed"),
-    ({"model": "gpt", "latent": [0.0] * 16}, [0.0], "unknown model"),
-    ("VAE", [0.0], "Sample tab"),
+def test_thicker_slider_thickens_and_readout_flags_side_effects(models, vae_pick):
+    settings = edit.open_pick(models, vae_pick)[2]
+    _, thicker = edit.move(models, vae_pick, settings, "thickness", 2.0)
+    probs, table = edit.readouts(models, vae_pick, thicker)
+    row = next(line for line in table.splitlines() if line.startswith("| thickness"))
+    picked, edited = (float(cell) for cell in row.split("|")[2:4])
+    assert edited > picked and "edited" in row
+    assert abs(sum(probs.values()) - 1) < 1e-4 and set(probs) == {str(k) for k in range(10)}
+    assert "Reads as" in table
+
+
+def test_lock_holds_slant_within_a_third_of_its_spread(models, vae_pick):
+    settings = edit.open_pick(models, vae_pick)[2]
+    locked = edit.apply_control(settings, "lock:slant", True)
+    assert locked["locks"] == ["slant"] and settings["locks"] == []
+    _, locked = edit.move(models, vae_pick, locked, "thickness", 2.0)
+    table = edit.readouts(models, vae_pick, locked)[1]
+    slant_row = next(line for line in table.splitlines() if line.startswith("| slant"))
+    assert "locked" in slant_row and abs(float(slant_row.split("|")[4])) <= 0.3
+    unlocked = edit.apply_control(locked, "lock:slant", False)
+    assert unlocked["locks"] == []
+
+
+def test_digit_slider_turns_the_digit(models, vae_pick):
+    settings = edit.open_pick(models, vae_pick)[2]
+    target = (settings["digit_read"] + 3) % 10
+    settings = edit.apply_control(settings, "target", target)
+    _, settings = edit.move(models, vae_pick, settings, "digit", 3.0)
+    probs = edit.readouts(models, vae_pick, settings)[0]
+    assert probs[str(target)] > 0.5
+
+
+@pytest.mark.parametrize("pick, message", [
+    (None, "Sample tab"),
+    ({"model": "vae-mnist", "latent": [0.0] * 3}, "16 finite numbers"),
+    ({"model": "vae-mnist", "latent": [float("nan")] * 16}, "finite"),
+    ({"model": "vae-mnist", "latent": "abc"}, "malformed"),
+    ({"model": "gpt", "latent": [0.0] * 16}, "unknown model"),
+    ("VAE", "Sample tab"),
 ])
-def test_edit_refuses_bad_state(models, pick, amounts, message):
+def test_edit_refuses_bad_pick(models, pick, message):
     with pytest.raises(gr.Error, match=message):
-        edit.edit_image(models, pick, *amounts)
+        edit.move(models, pick, edit.fresh_settings(), "thickness", 1.0)
 
 
-@pytest.mark.parametrize("amounts", [[99.0], [float("nan")], ["1"], [0.0] * 7])
-def test_edit_refuses_bad_amounts(models, vae_pick, amounts):
+@pytest.mark.parametrize("control, value", [("thickness", 99.0), ("thickness", float("nan")), ("slant", "1"),
+                                            ("target", 10), ("target", 2.5), ("lock:width", "yes"), ("pc9", 1.0),
+                                            ("__class__", 1.0), ("digit", -4.0)])
+def test_edit_refuses_bad_controls(models, vae_pick, control, value):
     with pytest.raises(gr.Error):
-        edit.edit_image(models, vae_pick, *amounts)
+        edit.move(models, vae_pick, edit.fresh_settings(), control, value)
+
+
+def test_edit_refuses_missing_settings(models, vae_pick):
+    with pytest.raises(gr.Error, match="no picked sample"):
+        edit.move(models, vae_pick, None, "thickness", 1.0)
+
+
+def test_readout_decode_is_cached(models, vae_pick):
+    model, z, _ = edit.edited_latent(models, vae_pick, edit.fresh_settings())
+    assert models.decode("vae-mnist", z) is models.decode("vae-mnist", z.clone())
+
+
+# --- your own digit ---------------------------------------------------------------------------------------------
+
+def digit_picture(tmp_path, mode="L", size=(120, 160), dark_on_light=True) -> str:
+    from PIL import ImageDraw
+
+    image = Image.new("L", size, 255 if dark_on_light else 0)
+    ImageDraw.Draw(image).line([(60, 20), (60, 140)], fill=0 if dark_on_light else 255, width=14)  # a "1"
+    path = tmp_path / f"digit-{mode}.png"
+    (image.convert(mode) if mode != "I;16" else image.convert("I").point(lambda v: v * 256).convert("I;16")).save(path)
+    return str(path)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "I;16"])
+def test_uploaded_digit_is_encoded_reconstructed_and_picked(models, tmp_path, mode):
+    digit = edit.digit_from_upload(digit_picture(tmp_path, mode))
+    assert digit.shape == (28, 28) and digit.dtype == np.uint8 and digit[:, :4].max() == 0  # white ink on black
+    seen, rebuilt, caption, pick = edit.encode_digit(models, "vae-mnist", digit)
+    assert "mean absolute pixel error" in caption and pick["model"] == "vae-mnist" and len(pick["latent"]) == 16
+    error = float(caption.split("error ")[1].split(" ")[0])
+    assert error < 0.1
+    opened = edit.open_pick(models, pick)
+    assert "your digit" in opened[1]
+
+
+def test_flow_encoding_of_an_upload_is_exact(models, tmp_path):
+    digit = edit.digit_from_upload(digit_picture(tmp_path))
+    _, rebuilt, caption, _ = edit.encode_digit(models, "flow-mnist", digit)
+    assert "exact inverse" in caption and np.abs(pixels(rebuilt)[::8, ::8].astype(int) - digit.astype(int)).max() <= 1
+
+
+def test_gan_inversion_reports_progress(models, tmp_path):
+    digit = edit.digit_from_upload(digit_picture(tmp_path))
+    reports = []
+    _, _, caption, pick = edit.encode_digit(models, "dcgan-mnist", digit, lambda done_total, desc: reports.append(done_total))
+    assert reports and reports[-1][0] == reports[-1][1] and len(reports) >= 10
+    assert "inversion by optimisation" in caption and len(pick["latent"]) == 64
+
+
+def test_drawing_becomes_a_digit(models):
+    canvas = np.zeros((280, 280, 4), np.uint8)  # transparent, as the sketchpad sends it
+    canvas[40:240, 130:150] = (0, 0, 0, 255)  # a black stroke
+    digit = edit.digit_from_drawing({"background": None, "layers": [], "composite": canvas})
+    assert digit.max() == 255 and digit[:, :6].max() == 0
+
+
+@pytest.mark.parametrize("upload, message", [(None, "upload an image"), (__file__, "not a readable image")])
+def test_bad_uploads_get_a_clear_message(upload, message):
+    with pytest.raises(gr.Error, match=message):
+        edit.digit_from_upload(upload)
+
+
+def test_blank_and_huge_uploads_are_refused(tmp_path):
+    blank = tmp_path / "blank.png"
+    Image.new("L", (64, 64), 255).save(blank)
+    with pytest.raises(gr.Error, match="blank"):
+        edit.digit_from_upload(str(blank))
+    huge = tmp_path / "huge.png"
+    Image.new("1", (9000, 9000)).save(huge)  # 81 MP, small on disk
+    with pytest.raises(gr.Error, match="too large"):
+        edit.digit_from_upload(str(huge))
+
+
+@pytest.mark.parametrize("drawing", [None, {}, {"composite": None}, {"composite": np.zeros((50, 50, 4), np.uint8)}])
+def test_empty_drawings_get_a_clear_message(drawing):
+    with pytest.raises(gr.Error, match="draw a digit|blank"):
+        edit.digit_from_drawing(drawing)
 
 
 # --- Interpolate ----------------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ class Diffusion(LatentModel):
     config_class = DiffusionConfig
     train_defaults = {"steps": 8000, "batch_size": 64, "lr": 5e-4, "warmup": 200}  # sized for a 2-core CPU
     can_encode = True  # DDIM inversion: approximate, so encode_is_exact stays False
+    encode_method = "DDIM inversion"
     multi_step = True
     has_sampler_options = True
     has_forward_process = True
@@ -134,14 +135,17 @@ class Diffusion(LatentModel):
             pass
         return step.image
 
-    def _encode(self, x: torch.Tensor, steps: int | None = None) -> torch.Tensor:
+    def _encode(self, x: torch.Tensor, steps: int | None = None, progress=None) -> torch.Tensor:
         """DDIM inversion: run the deterministic DDIM update backwards, from x_0 to x_T, approximating
         eps_theta(x_t, t) by eps_theta(x_{t-1}, t) (Song et al. 2021, Sec. 4.3; Dhariwal & Nichol 2021, App. F)."""
         steps = self.config.decode_steps if steps is None else steps
         scheduler = self._scheduler("ddim", steps)
         x_t = x * 2 - 1
-        for t, abar, abar_prev in reversed(self._alpha_pairs(scheduler.timesteps)):
+        pairs = list(reversed(self._alpha_pairs(scheduler.timesteps)))
+        for i, (t, abar, abar_prev) in enumerate(pairs):
             eps = self.predict_noise(x_t, t)
             x0 = (x_t - (1 - abar_prev) ** 0.5 * eps) / abar_prev ** 0.5
             x_t = abar ** 0.5 * x0 + (1 - abar) ** 0.5 * eps
+            if progress is not None:
+                progress(i + 1, len(pairs))
         return x_t

@@ -165,6 +165,7 @@ class Flow(LatentModel):
     config_class = FlowConfig
     train_defaults = {"steps": 6000, "batch_size": 64, "lr": 1e-3, "warmup": 200}  # Glow's lr; sized for a CPU
     can_encode = True
+    encode_method = "exact inverse"
     encode_is_exact = True
     multi_step = True
     has_likelihood = True
@@ -264,7 +265,7 @@ class Flow(LatentModel):
         noise = torch.rand(x.shape, generator=torch.Generator().manual_seed(seed)).to(x.device)
         return self.nll_bits_per_dim((k + noise) / 256)
 
-    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+    def _encode(self, x: torch.Tensor, progress=None) -> torch.Tensor:  # one pass: nothing to report
         y = (x * 255 + 0.5) / 256  # k/255 -> the centre of its dequantisation bin; invertible for any x
         return self.flow_encode(self._to_logit(y)[0])[0]
 

@@ -82,6 +82,7 @@ class GAN(LatentModel):
     # one step = one generator update; with n_critic = 5 a batch holds 5 x 64 images, one slice per critic step
     train_defaults = {"steps": 3000, "batch_size": 64, "lr": 2e-4, "warmup": 1}
     can_encode = True
+    encode_method = "inversion by optimisation"
     encode_needs_grad = True
 
     def __init__(self, config: GANConfig) -> None:

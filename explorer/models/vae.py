@@ -54,7 +54,8 @@ class VAE(LatentModel):
     family = "vae"
     config_class = VAEConfig
     train_defaults = {"steps": 4000, "batch_size": 128, "lr": 1e-3, "warmup": 100}
-    can_encode = True  # the posterior mean
+    can_encode = True
+    encode_method = "posterior mean"
     has_likelihood = True
     likelihood_kind = "bound (negative ELBO)"
 
@@ -106,7 +107,7 @@ class VAE(LatentModel):
                  for _ in range(self.config.bound_samples)]
         return -torch.stack(elbos).mean(0) / (x[0].numel() * math.log(2))
 
-    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+    def _encode(self, x: torch.Tensor, progress=None) -> torch.Tensor:  # one pass: nothing to report
         return self.posterior(x)[0]
 
     def _decode(self, z: torch.Tensor) -> torch.Tensor:

@@ -28,12 +28,15 @@ def build_app(models: ModelCache) -> gr.Blocks:
             with gr.Tab("Compare", id="compare"):
                 compare.build(models)
 
-        fn, inputs, outputs = edit_parts["open"]()
+        fn, inputs, outputs = edit_parts["open"]
         sample_parts["to_edit"].click(fn, inputs, outputs, api_visibility="private").then(
             lambda: gr.Tabs(selected="edit"), None, tabs, api_visibility="private")
         refresh, r_in, r_out = interp_parts["refresh"]
         for button, state in ((sample_parts["to_a"], end_a), (sample_parts["to_b"], end_b)):
             button.click(lambda p: p, picked, state, api_visibility="private").then(refresh, r_in, r_out, api_visibility="private")
+        make_end, end_inputs = edit_parts["edited_pick"]
+        for button, state in ((edit_parts["to_a"], end_a), (edit_parts["to_b"], end_b)):
+            button.click(make_end, end_inputs, state, api_visibility="private").then(refresh, r_in, r_out, api_visibility="private")
         fn, inputs, outputs = denoise_parts["load"]
         app.load(fn, inputs, outputs, api_visibility="private")
 
@@ -45,7 +48,13 @@ def build_app(models: ModelCache) -> gr.Blocks:
                         count: int = 32) -> list[list[int]]:
             return edit.api_edit(models, model, seed, index, amounts, temperature, count)
 
+        def edit_attributes(model: str, seed: int, index: int, amounts: dict, lock: list, temperature: float = 1.0,
+                            count: int = 32) -> list[list[int]]:
+            return edit.api_edit_attributes(models, model, seed, index, amounts, lock, temperature, count)
+
         decode.__doc__, edit_sample.__doc__ = sample.api_decode.__doc__, edit.api_edit.__doc__
+        edit_attributes.__doc__ = edit.api_edit_attributes.__doc__
         gr.api(decode, api_name="decode")
         gr.api(edit_sample, api_name="edit")
+        gr.api(edit_attributes, api_name="edit_attributes")
     return app

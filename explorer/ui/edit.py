@@ -1,78 +1,305 @@
-"""The Edit tab: the picked latent, decoded large, moved along principal directions with sliders."""
+"""The Edit tab: the picked latent (a sample, or the user's own digit encoded) moved along named attribute
+directions with locks, and along unlabelled principal directions, with readouts of what each edit did.
+
+Wiring for speed: each control sends only its own value plus the two states (picked latent, edit settings)
+and gets back only the image and the settings, so a slider move costs one small request; the readouts follow
+in a second event that finds the decoded image in the model cache instead of decoding it again."""
 
 from __future__ import annotations
 
-import gradio as gr
+import functools
 
-from .common import check_float, image_rows, picked_latent, to_image
+import gradio as gr
+import numpy as np
+import torch
+
+from ..attributes import ATTRIBUTES, SLIDERS, UNITS, edit, morphometrics
+from ..data import DataError, open_image, prepare_digit
+from .common import check_choice, check_float, check_int, image_rows, make_pick, model_or_error, picked_latent, to_image
 from .models import ModelCache
 from .sample import pick_sample
 
-N_SLIDERS = 6
-SLIDER_RANGE = 3.0  # in standard deviations of each direction's score over prior samples
+N_PRINCIPAL = 6
+SLIDER_RANGE = 3.0   # attribute sliders: standard deviations of the attribute over the model's samples
+SIDE_EFFECT_SD = 0.3  # a measure that moves more than this, unasked, is flagged in the readout
+LOCKABLE = (*SLIDERS, "digit")
+CONTROLS = (*SLIDERS, "digit", "target", *(f"pc{i}" for i in range(N_PRINCIPAL)), *(f"lock:{n}" for n in LOCKABLE))
 
 EXPLANATION = (
-    "The picked **latent** z, decoded. Each slider moves z along one **principal direction**: the principal "
-    "components of many decoded prior samples, regressed back onto the latents (as GANSpace does), in units "
-    "of that direction's standard deviation. The percentage is the share of image variance the component "
-    "explains. Directions are found without labels, so one slider may move several traits at once."
+    "The picked **latent** z, decoded, and moved along **attribute directions**: for each measured trait "
+    "(Morpho-MNIST thickness, slant, width, height) the latent direction that predicts it best within each "
+    "digit, found by regression on thousands of decoded samples (as InterFaceGAN does); \"toward digit k\" "
+    "follows a linear classifier's normal. One step of a slider moves the trait by about one **standard "
+    "deviation** over the model's samples. A **lock** holds a trait where it is by projecting every other "
+    "edit off its direction; the readout shows what actually moved, side effects included."
+)
+OWN_DIGIT = (
+    "**Your own digit.** Upload a picture or draw one; it is made MNIST-style (gray, white ink on black, "
+    "centred by mass in a 20x20 box) and **encoded** by the chosen model: the posterior mean for a VAE, the "
+    "exact inverse for a flow, DDIM inversion for diffusion, and optimisation for a GAN, which has no encoder. "
+    "It then becomes the picked latent, to edit here or use as an interpolation end."
 )
 
 
-def direction_labels(models: ModelCache, pick) -> list[dict]:
-    picked_latent(models, pick)  # refuse a malformed pick before touching its model's directions
-    directions = models.directions(pick["model"])
-    shares = directions.explained_variance.tolist()
-    return [gr.update(label=f"PC{i + 1} ({shares[i]:.1%} of image variance)", value=0, interactive=True)
-            if i < len(shares) else gr.update(label="(no direction)", value=0, interactive=False)
-            for i in range(N_SLIDERS)]
+def fresh_settings(digit_read: int = 0, original: dict | None = None) -> dict:
+    """Per-user edit settings: slider amounts, locks, the digit read at the pick and its measures."""
+    return {"amounts": {name: 0.0 for name in SLIDERS}, "digit": 0.0, "target": (digit_read + 1) % 10,
+            "pca": [0.0] * N_PRINCIPAL, "locks": [], "digit_read": digit_read, "original": original or {}}
 
 
-def edited_latent(models: ModelCache, pick, amounts) -> tuple:
+def check_settings(settings) -> dict:
+    if not isinstance(settings, dict) or not {"amounts", "digit", "target", "pca", "locks", "digit_read"} <= settings.keys():
+        raise gr.Error("no picked sample yet: pick one on the Sample tab, or encode your own digit")
+    return settings
+
+
+def apply_control(settings, control, value) -> dict:
+    """New settings with one control changed; every value checked here, whatever the UI allows."""
+    settings = check_settings(settings)
+    control = check_choice(control, "control", CONTROLS)
+    new = {**settings, "amounts": dict(settings["amounts"]), "pca": list(settings["pca"]), "locks": list(settings["locks"])}
+    if control in SLIDERS:
+        new["amounts"][control] = check_float(value, control, -SLIDER_RANGE, SLIDER_RANGE)
+    elif control == "digit":
+        new["digit"] = check_float(value, "toward digit", -SLIDER_RANGE, SLIDER_RANGE)
+    elif control == "target":
+        new["target"] = check_int(value, "target digit", 0, 9)
+    elif control.startswith("pc"):
+        new["pca"][int(control[2:])] = check_float(value, f"PC{int(control[2:]) + 1}", -SLIDER_RANGE, SLIDER_RANGE)
+    else:
+        if not isinstance(value, bool):
+            raise gr.Error(f"a lock is on or off, got {value!r}")
+        name = control.split(":", 1)[1]
+        locks = {n for n in new["locks"] if n != name} | ({name} if value else set())
+        new["locks"] = [n for n in LOCKABLE if n in locks]
+    return new
+
+
+def edited_latent(models: ModelCache, pick, settings) -> tuple:
+    """(model, edited z, picked z). A locked trait keeps the amount its slider had; every other edit,
+    principal directions included, is projected off the locked directions."""
     model, z = picked_latent(models, pick)
-    if len(amounts) > N_SLIDERS:
-        raise gr.Error(f"at most {N_SLIDERS} slider amounts, got {len(amounts)}")
-    amounts = [check_float(a, f"slider {i + 1}", -SLIDER_RANGE, SLIDER_RANGE) for i, a in enumerate(amounts)]
-    directions = models.directions(pick["model"])
-    for amount, vector, scale in zip(amounts, directions.vectors, directions.scale):
-        z = z + amount * scale * vector
-    return model, z
+    settings = check_settings(settings)
+    directions = models.attributes(pick["model"])
+    target = f"digit {check_int(settings['target'], 'target digit', 0, 9)}"
+    held_digit = f"digit {check_int(settings['digit_read'], 'digit read', 0, 9)}"
+    lock = [n if n != "digit" else held_digit for n in settings["locks"] if n in LOCKABLE]
+    amounts = {n: check_float(settings["amounts"].get(n, 0.0), n, -SLIDER_RANGE, SLIDER_RANGE) for n in SLIDERS}
+    digit_amount = check_float(settings["digit"], "toward digit", -SLIDER_RANGE, SLIDER_RANGE)
+    if digit_amount:
+        amounts[target] = amounts.get(target, 0.0) + digit_amount
+    pca = [check_float(a, f"PC{i + 1}", -SLIDER_RANGE, SLIDER_RANGE) for i, a in enumerate(settings["pca"][:N_PRINCIPAL])]
+    principal = models.directions(pick["model"])
+    extra = sum((a * s * v for a, v, s in zip(pca, principal.vectors, principal.scale) if a), torch.zeros_like(z[0]))
+    try:
+        held = edit(model, z, {n: a for n, a in amounts.items() if n in lock and a}, directions=directions)
+        moved = edit(model, held, {n: a for n, a in amounts.items() if n not in lock}, lock=lock,
+                     directions=directions, extra=extra)
+    except ValueError as error:
+        raise gr.Error(str(error)) from error
+    return model, moved, z
 
 
-def edit_image(models: ModelCache, pick, *amounts):
-    model, z = edited_latent(models, pick, amounts)
-    return to_image(model.decode(z), 10)
+def move(models: ModelCache, pick, settings, control, value):
+    """One control changed: -> (edited image, new settings)."""
+    settings = apply_control(settings, control, value)
+    model, z, _ = edited_latent(models, pick, settings)
+    return to_image(models.decode(pick["model"], z), 10), settings
 
+
+def readouts(models: ModelCache, pick, settings):
+    """-> (digit probabilities for gr.Label, a table of every measure before and after, side effects flagged)."""
+    model, z, _ = edited_latent(models, pick, settings)
+    image = models.decode(pick["model"], z)
+    probs = models.classifier().predict(image.cpu())[0][0]
+    now = {k: float(v[0]) for k, v in morphometrics(image).items()}
+    before = settings.get("original") or {}
+    spread = models.attributes(pick["model"]).record["attributes"]
+    rows = ["| measure | picked | edited | change (sd) | |", "|---|---|---|---|---|"]
+    for name in ATTRIBUTES:
+        sd = spread[name]["sd"]
+        change = (now[name] - before.get(name, now[name])) / sd
+        note = ("locked" if name in settings["locks"] else "edited" if settings["amounts"].get(name) else
+                "**moved unasked**" if abs(change) > SIDE_EFFECT_SD else "")
+        rows.append(f"| {name} ({UNITS[name]}) | {before.get(name, float('nan')):.1f} | {now[name]:.1f} | {change:+.2f} | {note} |")
+    digit = int(probs.argmax())
+    rows.append(f"\nReads as **{digit}** ({float(probs.max()):.0%}); the picked sample read as {settings['digit_read']}.")
+    return {str(k): float(p) for k, p in enumerate(probs)}, "\n".join(rows)
+
+
+def open_pick(models: ModelCache, pick):
+    """Show the picked latent unedited; reset every control; label the principal sliders by what they move."""
+    model, z = picked_latent(models, pick)
+    image = models.decode(pick["model"], z)
+    probs = models.classifier().predict(image.cpu())[0][0]
+    settings = fresh_settings(int(probs.argmax()), {k: float(v[0]) for k, v in morphometrics(image).items()})
+    record = models.attributes(pick["model"]).record
+    labels = record.get("principal_labels", [])
+    shares = models.directions(pick["model"]).explained_variance.tolist()
+    principal = []
+    for i in range(N_PRINCIPAL):
+        if i >= len(shares):
+            principal.append(gr.update(label="(no direction)", value=0, interactive=False))
+            continue
+        name = f" ~ {labels[i]['attribute']} (r = {labels[i]['r']:+.2f})" if i < len(labels) else ""
+        principal.append(gr.update(label=f"PC{i + 1}{name}, {shares[i]:.0%} of image variance", value=0, interactive=True))
+    fits = record["attributes"]
+    named = [gr.update(value=0, label=f"{n} (1 = {fits[n]['sd']:.1f} {UNITS[n]})") for n in SLIDERS]
+    probs_shown, table = readouts(models, pick, settings)
+    return [to_image(image, 10), f"Editing **{pick.get('label', pick['model'])}**.", settings, probs_shown, table,
+            *named, gr.update(value=0), gr.update(value=settings["target"]), *principal,
+            *[gr.update(value=False) for _ in LOCKABLE]]
+
+
+def edited_pick(models: ModelCache, pick, settings):
+    """The edited latent as a new pick (for an interpolation end)."""
+    model, z, _ = edited_latent(models, pick, settings)
+    return make_pick(pick["model"], z[0], f"{pick.get('label', pick['model'])}, edited")
+
+
+# --- the user's own digit -----------------------------------------------------------------------------------
+
+def digit_from_upload(upload) -> np.ndarray:
+    """An uploaded file (its path) -> an MNIST-style uint8 digit; anything else gets a clear message."""
+    if upload is None:
+        raise gr.Error("upload an image of a digit first")
+    try:
+        return prepare_digit(upload)
+    except DataError as error:
+        raise gr.Error(f"cannot use this upload: {error}") from error
+
+
+def digit_from_drawing(drawing) -> np.ndarray:
+    """A sketchpad value ({'composite': RGBA array, ...}) -> an MNIST-style uint8 digit."""
+    composite = drawing.get("composite") if isinstance(drawing, dict) else None
+    if composite is None:
+        raise gr.Error("draw a digit on the sketchpad first")
+    try:
+        return prepare_digit(open_image(np.asarray(composite)))
+    except DataError as error:
+        raise gr.Error(f"cannot use this drawing: {error}") from error
+
+
+def encode_digit(models: ModelCache, name, digit: np.ndarray, progress=None):
+    """-> (the digit as the model sees it, its reconstruction, a caption with the error, the new pick)."""
+    model = model_or_error(models, name)
+    if not model.can_encode:
+        raise gr.Error(f"{name} has no way to encode an image")
+    x = torch.from_numpy(np.asarray(digit, dtype=np.float32) / 255).reshape(1, 1, 28, 28)
+    report = (lambda done, total: progress((done, total), desc="encoding")) if progress is not None else None
+    z = model.encode(x, progress=report)
+    reconstruction = model.decode(z)
+    error = float((reconstruction.cpu() - x).abs().mean())
+    caption = (f"Encoded by **{name}** ({model.encode_method}): mean absolute pixel error {error:.3f} "
+               f"({error * 255:.0f} of 255 grey levels). It is now the picked latent.")
+    return to_image(x, 8), to_image(reconstruction, 8), caption, make_pick(name, z[0], f"your digit, {name}")
+
+
+# --- the JSON API ---------------------------------------------------------------------------------------------
 
 def api_edit(models: ModelCache, model: str, seed: int, index: int, amounts: list[float], temperature: float = 1.0,
              count: int = 32) -> list[list[int]]:
     """Sample `index` of the grid of `count` drawn with (model, seed, temperature), as the Sample tab draws it,
     moved along its principal directions by `amounts` (up to 6 numbers in [-3, 3], in standard deviations).
     Returns the 28x28 image as rows of 0-255 values."""
-    if not isinstance(amounts, (list, tuple)):
-        raise gr.Error(f"amounts must be a list of numbers, got {type(amounts).__name__}")
+    if not isinstance(amounts, (list, tuple)) or len(amounts) > N_PRINCIPAL:
+        raise gr.Error(f"amounts must be a list of at most {N_PRINCIPAL} numbers, got {amounts!r:.80}")
     pick, _ = pick_sample(models, {"model": model, "seed": seed, "temperature": temperature, "count": count}, index)
-    model_obj, z = edited_latent(models, pick, list(amounts))
+    settings = fresh_settings()
+    for i, amount in enumerate(amounts):
+        settings = apply_control(settings, f"pc{i}", amount)
+    model_obj, z, _ = edited_latent(models, pick, settings)
     return image_rows(model_obj.decode(z))
 
 
-def open_pick(models: ModelCache, pick):
-    """Show the picked sample unedited, with its model's slider labels."""
-    model, z = picked_latent(models, pick)
-    return [to_image(model.decode(z), 10), f"Editing **{pick.get('label', pick['model'])}**.", *direction_labels(models, pick)]
+def api_edit_attributes(models: ModelCache, model: str, seed: int, index: int, amounts: dict, lock: list,
+                        temperature: float = 1.0, count: int = 32) -> list[list[int]]:
+    """Sample `index` of the grid (as for /edit) moved along named attributes: `amounts` maps thickness,
+    slant, width, height (or "digit 0".."digit 9") to numbers in [-3, 3], in standard deviations of that
+    attribute; `lock` lists attributes to hold still. Returns the 28x28 image as rows of 0-255 values."""
+    model_obj = model_or_error(models, model)
+    if not isinstance(amounts, dict) or len(amounts) > 14:
+        raise gr.Error(f"amounts must map attribute names to numbers, got {amounts!r:.80}")
+    if not isinstance(lock, (list, tuple)) or len(lock) > 14 or not all(isinstance(n, str) for n in lock):
+        raise gr.Error(f"lock must be a list of attribute names, got {lock!r:.80}")
+    checked = {check_choice(n, "attribute", models.attributes(model).names): check_float(a, n, -SLIDER_RANGE, SLIDER_RANGE)
+               for n, a in amounts.items()}
+    pick, _ = pick_sample(models, {"model": model, "seed": seed, "temperature": temperature, "count": count}, index)
+    _, z = picked_latent(models, pick)
+    try:
+        z = edit(model_obj, z, checked, lock=tuple(lock), directions=models.attributes(model))
+    except ValueError as error:
+        raise gr.Error(str(error)) from error
+    return image_rows(model_obj.decode(z))
 
+
+# --- the tab --------------------------------------------------------------------------------------------------
 
 def build(models: ModelCache, picked: gr.State):
     gr.Markdown(EXPLANATION)
-    source = gr.Markdown("Pick a sample on the Sample tab first.", elem_id="edit-source")
+    source = gr.Markdown("Pick a sample on the Sample tab first, or encode your own digit below.", elem_id="edit-source")
+    settings = gr.State(None)
     with gr.Row():
-        image = gr.Image(label="edited", type="pil", height=300, width=300, elem_id="edit-image")
+        with gr.Column(scale=1):
+            image = gr.Image(label="edited", type="pil", height=300, width=300, elem_id="edit-image")
+            probs = gr.Label(label="digit the classifier reads", num_top_classes=3, elem_id="edit-probs")
+        with gr.Column(scale=2):
+            named, locks = [], []
+            for i, name in enumerate(SLIDERS):
+                with gr.Row():
+                    named.append(gr.Slider(-SLIDER_RANGE, SLIDER_RANGE, value=0, step=0.1, label=name, scale=4,
+                                           elem_id=f"edit-{name}"))
+                    locks.append(gr.Checkbox(label="lock", value=False, scale=1, min_width=60, elem_id=f"edit-lock-{name}"))
+            with gr.Row():
+                digit = gr.Slider(-SLIDER_RANGE, SLIDER_RANGE, value=0, step=0.1, label="toward digit", scale=3, elem_id="edit-digit")
+                target = gr.Dropdown(list(range(10)), value=1, label="digit", scale=1, min_width=60, elem_id="edit-target")
+                locks.append(gr.Checkbox(label="keep the digit", value=False, scale=1, min_width=60, elem_id="edit-lock-digit"))
+            table = gr.Markdown(elem_id="edit-readout")
+    with gr.Accordion("Principal directions (found without labels, named by what they move most)", open=False):
+        principal = [gr.Slider(-SLIDER_RANGE, SLIDER_RANGE, value=0, step=0.1, label=f"PC{i + 1}", elem_id=f"edit-slider-{i}")
+                     for i in range(N_PRINCIPAL)]
+    with gr.Row():
+        reset = gr.Button("Reset to the picked latent", elem_id="edit-reset")
+        to_a = gr.Button("Use the edited digit as interpolation A", elem_id="edit-to-a")
+        to_b = gr.Button("Use the edited digit as interpolation B", elem_id="edit-to-b")
+    gr.Markdown(OWN_DIGIT)
+    with gr.Row():
         with gr.Column():
-            sliders = [gr.Slider(-SLIDER_RANGE, SLIDER_RANGE, value=0, step=0.1, label=f"PC{i + 1}",
-                                 elem_id=f"edit-slider-{i}") for i in range(N_SLIDERS)]
-            reset = gr.Button("Reset to the picked sample", elem_id="edit-reset")
-    for slider in sliders:
-        slider.input(lambda p, *a: edit_image(models, p, *a), [picked, *sliders], image,
-                      trigger_mode="always_last", show_progress="hidden", api_visibility="private")
-    reset.click(lambda p: open_pick(models, p), picked, [image, source, *sliders], api_visibility="private")
-    return {"open": lambda: (lambda p: open_pick(models, p), picked, [image, source, *sliders])}
+            encoder = gr.Dropdown(models.names_where("can_encode"), value=(models.names_where("can_encode") or [None])[0],
+                                  label="encode with", elem_id="edit-encoder")
+            upload = gr.File(label="upload an image (PNG, JPEG, ...)", file_types=["image"], type="filepath", elem_id="edit-upload")
+            encode_upload = gr.Button("Encode the upload", variant="primary", elem_id="edit-encode-upload")
+        with gr.Column():
+            sketch = gr.Sketchpad(label="or draw a digit", type="numpy", canvas_size=(280, 280), fixed_canvas=True,
+                                  layers=False, transforms=(), brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"),
+                                  elem_id="edit-sketch")
+            encode_sketch = gr.Button("Encode the drawing", variant="primary", elem_id="edit-encode-sketch")
+        with gr.Column():
+            seen = gr.Image(label="as the model sees it", type="pil", height=150, width=150, elem_id="edit-seen")
+            rebuilt = gr.Image(label="reconstruction", type="pil", height=150, width=150, elem_id="edit-rebuilt")
+            encoded_caption = gr.Markdown(elem_id="edit-encoded")
+
+    show_readouts = functools.partial(readouts, models)
+    controls = [(c, n) for c, n in zip(named, SLIDERS)] + [(digit, "digit"), (target, "target")] + \
+        [(c, f"pc{i}") for i, c in enumerate(principal)] + [(c, f"lock:{n}") for c, n in zip(locks, LOCKABLE)]
+    for component, control in controls:
+        handler = functools.partial(lambda p, s, v, control: move(models, p, s, control, v), control=control)
+        component.input(handler, [picked, settings, component], [image, settings], trigger_mode="always_last",
+                        show_progress="hidden", api_visibility="private").then(
+            show_readouts, [picked, settings], [probs, table], show_progress="hidden", api_visibility="private")
+
+    opened = [image, source, settings, probs, table, *named, digit, target, *principal, *locks]
+    reset.click(lambda p: open_pick(models, p), picked, opened, api_visibility="private")
+
+    def encoder_of(read):
+        def encode_with_progress(value, name, progress=gr.Progress()):  # Gradio fills `progress` in
+            return encode_digit(models, name, read(value), progress)
+        return encode_with_progress
+
+    for button, read, value in ((encode_upload, digit_from_upload, upload), (encode_sketch, digit_from_drawing, sketch)):
+        button.click(encoder_of(read), [value, encoder],
+                     [seen, rebuilt, encoded_caption, picked], api_visibility="private").success(
+            lambda p: open_pick(models, p), picked, opened, api_visibility="private")
+    make_end = functools.partial(edited_pick, models)
+    return {"open": (lambda p: open_pick(models, p), picked, opened), "to_a": to_a, "to_b": to_b,
+            "edited_pick": (make_end, [picked, settings])}

@@ -5,14 +5,19 @@ latents only, never a model."""
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 
 import torch
 
+from ..attributes import AttributeDirections, directions_for
 from ..base import LatentModel
 from ..checkpoint import list_models, load_model, read_record, resolve
 from ..latent import Directions, load_directions, principal_directions
 from ..metrics import load_classifier
 from ..models import FAMILIES, model_class
+
+
+DECODE_CACHE = 64
 
 
 class ModelCache:
@@ -24,6 +29,7 @@ class ModelCache:
         self.names = sorted(names, key=lambda n: (list(FAMILIES).index(self.families[n]), n))
         self._models: dict[str, LatentModel] = {}
         self._directions: dict[str, Directions] = {}
+        self._decoded: OrderedDict[tuple, torch.Tensor] = OrderedDict()  # the last few decodes, for readouts
         self._lock = threading.Lock()
 
     def get(self, name: str) -> LatentModel:
@@ -43,6 +49,27 @@ class ModelCache:
                 self._directions[name] = Directions(*(t.to(model.device) for t in
                                                       (found.vectors, found.explained_variance, found.scale)))
             return self._directions[name]
+
+    def attributes(self, name: str) -> AttributeDirections:
+        """Named attribute directions: shipped beside the checkpoint, else fitted once on first use."""
+        model = self.get(name)
+        with self._lock:
+            return directions_for(model)
+
+    def decode(self, name: str, z: torch.Tensor) -> torch.Tensor:
+        """model.decode(z), remembering the last DECODE_CACHE results: an edit's readouts follow its image in
+        a second request, and must not pay for a second decode (a whole DDIM run for diffusion)."""
+        key = (name, tuple(z.shape), z.detach().cpu().numpy().tobytes())
+        with self._lock:
+            if key in self._decoded:
+                self._decoded.move_to_end(key)
+                return self._decoded[key]
+        image = self.get(name).decode(z)
+        with self._lock:
+            self._decoded[key] = image
+            while len(self._decoded) > DECODE_CACHE:
+                self._decoded.popitem(last=False)
+        return image
 
     def classifier(self):
         return load_classifier(str(self.device) if self.device is not None else None)
