@@ -202,11 +202,6 @@ def _fit_digits(z: np.ndarray, digits: np.ndarray, train: np.ndarray, iterations
     return weights.detach().numpy(), accuracy
 
 
-@torch.inference_mode()
-def _decode_all(model, z: torch.Tensor, batch_size: int = 250) -> torch.Tensor:
-    return torch.cat([model.decode(chunk.to(model.device)).cpu() for chunk in z.split(batch_size)])
-
-
 def fit_directions(model, samples: int = 2000, seed: int = 0, calibration: int = 100, classifier=None,
                    principal=None) -> AttributeDirections:
     """Attribute directions for any family, all fitted the same way:
@@ -222,7 +217,7 @@ def fit_directions(model, samples: int = 2000, seed: int = 0, calibration: int =
     4. name each principal direction (if given) by the attribute whose measure its score correlates with most."""
     classifier = classifier or _default_classifier()
     z = model.sample_latent(samples, seed=seed, temperature=model.default_temperature).cpu()  # 1.
-    figures = measure(_decode_all(model, z), classifier)
+    figures = measure(model.decode_in_batches(z), classifier)
     table = attribute_table(figures)
     names = list(ATTRIBUTES) + list(DIGITS)
     z_flat = z.flatten(1).double().numpy()
@@ -259,8 +254,8 @@ def fit_directions(model, samples: int = 2000, seed: int = 0, calibration: int =
         if not fitted[i]:
             continue
         offset = float(trial[i]) * vector.reshape(1, *model.latent_shape)
-        up = attribute_table(measure(_decode_all(model, probe + offset), classifier))[:, i]
-        down = attribute_table(measure(_decode_all(model, probe - offset), classifier))[:, i]
+        up = attribute_table(measure(model.decode_in_batches(probe + offset), classifier))[:, i]
+        down = attribute_table(measure(model.decode_in_batches(probe - offset), classifier))[:, i]
         slopes[i] = float(np.mean(up - down) / (2 * trial[i]))
         step[i] = sd[i] / slopes[i] if slopes[i] > 0 else float(trial[i])
     record = {

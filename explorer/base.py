@@ -115,6 +115,11 @@ class LatentModel(Trainable):
         """latent -> images (N, 1, 28, 28) in [0, 1]; deterministic given z."""
         return self._decode(self.check_latent(z)).clamp(0, 1)
 
+    def decode_in_batches(self, z: torch.Tensor, batch_size: int = 250) -> torch.Tensor:
+        """decode() for any number of latents, `batch_size` at a time (for evaluation and fitting, which
+        decode thousands); the images come back on the CPU."""
+        return torch.cat([self.decode(chunk.to(self.device)).cpu() for chunk in z.split(batch_size)])
+
     def decode_steps(self, z: torch.Tensor, **options) -> Iterator[Step]:
         """The generation process step by step. One step for families that decode in one pass."""
         yield Step(0, 1, self.decode(z), "decoded")

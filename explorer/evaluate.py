@@ -27,7 +27,7 @@ def sample(model, n: int, seed: int, temperature: float, batch_size: int = 250) 
     """n images from seeded latents, and the wall time per image in ms."""
     z = model.sample_latent(n, seed=seed, temperature=temperature)
     began = time.perf_counter()
-    images = torch.cat([model.decode(chunk).cpu() for chunk in z.split(batch_size)])
+    images = model.decode_in_batches(z, batch_size)
     return images, (time.perf_counter() - began) / n * 1000
 
 

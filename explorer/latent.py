@@ -60,7 +60,7 @@ def principal_directions(model: LatentModel, k: int = 8, samples: int = 1000, se
     the components' scores to the latents, whose columns are the latent directions (Harkonen et al. 2020,
     Section 2.2, with images in place of early-layer features)."""
     z = model.sample_latent(samples, seed=seed, temperature=model.default_temperature).cpu()
-    images = torch.cat([model.decode(chunk.to(model.device)).cpu() for chunk in z.split(batch_size)])
+    images = model.decode_in_batches(z, batch_size)
     x = images.flatten(1).double()
     x = x - x.mean(0)
     _, singular, components = torch.linalg.svd(x, full_matrices=False)  # 2. rows of `components` are the PCs
