@@ -26,6 +26,8 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 from skimage.morphology import skeletonize
 
+from .metrics import load_classifier
+
 ATTRIBUTES = ("thickness", "slant", "width", "height", "area")
 UNITS = {"thickness": "px", "slant": "deg", "width": "px", "height": "px", "area": "px"}
 THRESHOLD = 0.5   # binarisation level, as in Morpho-MNIST
@@ -111,8 +113,6 @@ def morphometrics(images) -> dict[str, np.ndarray]:
 def measure(images, classifier=None) -> dict[str, np.ndarray]:
     """Morphometrics plus the classifier's digit probabilities ("probs", (N, 10)) and the digit it reads
     ("digit", (N,)). `classifier` defaults to the shipped MNIST classifier."""
-    from .metrics import load_classifier
-
     figures = morphometrics(images)
     classifier = classifier or load_classifier()
     tensor = torch.as_tensor(_as_array(images)).unsqueeze(1)
@@ -215,7 +215,7 @@ def fit_directions(model, samples: int = 2000, seed: int = 0, calibration: int =
        measure, and set the step so +1 moves the attribute by one standard deviation of it over step 1's
        samples, as measured rather than as the linear fit predicts;
     4. name each principal direction (if given) by the attribute whose measure its score correlates with most."""
-    classifier = classifier or _default_classifier()
+    classifier = classifier or load_classifier()
     z = model.sample_latent(samples, seed=seed, temperature=model.default_temperature).cpu()  # 1.
     figures = measure(model.decode_in_batches(z), classifier)
     table = attribute_table(figures)
@@ -284,12 +284,6 @@ def label_directions(vectors: torch.Tensor, z: torch.Tensor, morphometrics_table
         labels.append({"attribute": ATTRIBUTES[best], "r": float(r[best]),
                        "all": {a: float(v) for a, v in zip(ATTRIBUTES, r)}})
     return labels
-
-
-def _default_classifier():
-    from .metrics import load_classifier
-
-    return load_classifier()
 
 
 def save_attribute_directions(directions: AttributeDirections, folder) -> None:

@@ -107,12 +107,17 @@ def move(models: ModelCache, pick, settings, control, value):
     return to_image(models.decode(pick["model"], z), 10), settings
 
 
-def readouts(models: ModelCache, pick, settings):
-    """-> (digit probabilities for gr.Label, a table of every measure before and after, side effects flagged)."""
-    model, z, _ = edited_latent(models, pick, settings)
-    image = models.decode(pick["model"], z)
-    probs = models.classifier().predict(image.cpu())[0][0]
-    now = {k: float(v[0]) for k, v in morphometrics(image).items()}
+def measured(models: ModelCache, image):
+    """One decoded image -> (the classifier's 10 probabilities, its morphometrics as plain floats)."""
+    return models.classifier().predict(image.cpu())[0][0], {k: float(v[0]) for k, v in morphometrics(image).items()}
+
+
+def readouts(models: ModelCache, pick, settings, image=None):
+    """-> (digit probabilities for gr.Label, a table of every measure before and after, side effects flagged).
+    `image` is the edited image when the caller has it already."""
+    if image is None:
+        image = models.decode(pick["model"], edited_latent(models, pick, settings)[1])
+    probs, now = measured(models, image)
     before = settings.get("original") or {}
     spread = models.attributes(pick["model"]).record["attributes"]
     rows = ["| measure | picked | edited | change (sd) | |", "|---|---|---|---|---|"]
@@ -131,8 +136,8 @@ def open_pick(models: ModelCache, pick):
     """Show the picked latent unedited; reset every control; label the principal sliders by what they move."""
     model, z = picked_latent(models, pick)
     image = models.decode(pick["model"], z)
-    probs = models.classifier().predict(image.cpu())[0][0]
-    settings = fresh_settings(int(probs.argmax()), {k: float(v[0]) for k, v in morphometrics(image).items()})
+    probs, figures = measured(models, image)
+    settings = fresh_settings(int(probs.argmax()), figures)
     record = models.attributes(pick["model"]).record
     labels = record.get("principal_labels", [])
     shares = models.directions(pick["model"]).explained_variance.tolist()
@@ -145,7 +150,7 @@ def open_pick(models: ModelCache, pick):
         principal.append(gr.update(label=f"PC{i + 1}{name}, {shares[i]:.0%} of image variance", value=0, interactive=True))
     fits = record["attributes"]
     named = [gr.update(value=0, label=f"{n} (1 = {fits[n]['sd']:.1f} {UNITS[n]})") for n in SLIDERS]
-    probs_shown, table = readouts(models, pick, settings)
+    probs_shown, table = readouts(models, pick, settings, image)  # unedited: measured once, above
     return [to_image(image, 10), f"Editing **{pick.get('label', pick['model'])}**.", settings, probs_shown, table,
             *named, gr.update(value=0), gr.update(value=settings["target"]), *principal,
             *[gr.update(value=False) for _ in LOCKABLE]]
