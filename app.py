@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from explorer.ui import build_app
+from explorer.ui import FRONTEND_HEAD, build_app
 from explorer.ui.models import ModelCache
 
 
@@ -16,7 +16,8 @@ def main() -> None:
     parser.add_argument("--share", action="store_true", help="also serve through a public Gradio link")
     args = parser.parse_args()
     app = build_app(ModelCache(args.device))
-    app.queue(default_concurrency_limit=4).launch(server_name=args.host, server_port=args.port, share=args.share)
+    app.queue(default_concurrency_limit=4).launch(server_name=args.host, server_port=args.port, share=args.share,
+                                                    head=FRONTEND_HEAD)
 
 
 if __name__ == "__main__":

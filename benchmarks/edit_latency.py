@@ -146,6 +146,9 @@ def main() -> None:
             page.wait_for_function("document.querySelector('#denoise-equation').innerText.includes('step 50 of 50')", timeout=300_000)
             first_frames = []
             for _ in range(3):
+                # the last step's text comes one update before the stored frames: a click while the run is
+                # still delivering them is dropped (a click does not queue behind its own running event)
+                page.wait_for_timeout(1500)
                 first_frames.append(page.evaluate(FIRST_FRAME))
                 page.wait_for_function("document.querySelector('#denoise-equation').innerText.includes('step 50 of 50')", timeout=300_000)
             browser.close()

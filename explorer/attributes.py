@@ -129,6 +129,8 @@ SLIDERS = ("thickness", "slant", "width", "height")  # the continuous attributes
 DIGITS = tuple(f"digit {k}" for k in range(10))        # "toward digit k": a linear classifier per digit
 ATTRIBUTES_FILE, ATTRIBUTES_RECORD = "attributes.safetensors", "attributes.json"
 MIN_ALIGNMENT = 0.1  # a locked edit keeps at least this much of its own direction, else it is refused
+HOLD_STEPS = 10      # at most this many classifier-guided steps to keep a locked digit (step 5 of edit)
+HOLD_STEP_SD = 0.25  # each of those steps is as long as a quarter-SD move of the median attribute
 
 
 @dataclass
@@ -337,6 +339,10 @@ def edit(model, z: torch.Tensor, amounts: dict[str, float], lock=(), directions:
     4. the projection holds a locked attribute only as far as the decoder is linear, so `refine` times the
        edited latent is decoded, the locked attributes measured, and each one's drift undone along its own
        direction by the secant step drift / measured slope (a Newton step with the calibrated slope).
+    5. a locked digit ("digit k") is a decision boundary, not a linear quantity: where the classifier still reads another
+       digit after 4, and the decoder's gradient is cheap, `_hold_digit` walks the latent back across the
+       boundary by classifier guidance (Dhariwal & Nichol 2021, Sec. 4, here in latent space), each step
+       projected off the edited and locked directions so the edit itself stays.
     `extra` is an unnamed move (along principal directions, say), projected off the locked span too."""
     directions = directions or directions_for(model)
     z = model.check_latent(z)
@@ -386,7 +392,43 @@ def edit(model, z: torch.Tensor, amounts: dict[str, float], lock=(), directions:
                 drift = torch.as_tensor(attribute_table(measure(model.decode(edited)))[:, locked]) - held
                 correction = (drift / slopes.clamp_min(1e-6)).float().to(z.device) @ vectors[locked]
                 edited = edited - correction.reshape(-1, *model.latent_shape)
+    held_digits = [name for name in lock if name in DIGITS]
+    if len(held_digits) == 1 and model.cheap_decode_gradient and bool(delta.abs().max() > 0):  # 5.
+        kept_still = [name for name, amount in amounts.items() if amount] + [n for n in lock if n not in DIGITS]
+        edited = _hold_digit(model, edited, DIGITS.index(held_digits[0]), directions, kept_still)
     return edited
+
+
+def _hold_digit(model, z: torch.Tensor, digit: int, directions: AttributeDirections,
+                kept_still: list[str]) -> torch.Tensor:
+    """Step 5 of `edit`: for each latent the classifier no longer reads as `digit`, up to HOLD_STEPS
+    normalised gradient steps down the classifier's cross-entropy for that digit, each step projected off the
+    directions in `kept_still` (so their linear predictions do not move) and HOLD_STEP_SD attribute-SDs long."""
+    classifier = load_classifier()
+    on = next(classifier.parameters()).device  # the shared classifier stays where it is; images go to it
+    vectors = directions.vectors.to(z.device).flatten(1)
+    kept = [directions.index(n) for n in kept_still]
+    basis = torch.linalg.qr(vectors[kept].T.double()).Q.float() if kept else vectors.new_zeros(vectors.shape[1], 0)
+    length = HOLD_STEP_SD * float(np.median([float(directions.step[directions.index(n)]) for n in SLIDERS]))
+    # callers may be in inference mode (the UI, benchmarks); autograd needs it off and a latent made outside it
+    with torch.inference_mode(False), torch.enable_grad():
+        target = torch.full((len(z),), digit, device=z.device)
+        z = z.detach().clone()
+        for _ in range(HOLD_STEPS):
+            with torch.no_grad():
+                wrong = classifier(model.decode(z).to(on)).argmax(1).to(z.device) != target
+            if not bool(wrong.any()):
+                break
+            moving = z[wrong].requires_grad_(True)
+            loss = torch.nn.functional.cross_entropy(classifier(model._decode(moving).clamp(0, 1).to(on)),
+                                                     target[wrong].to(on), reduction="sum")
+            (gradient,) = torch.autograd.grad(loss, moving)
+            gradient = gradient.flatten(1)
+            gradient = torch.where(torch.isfinite(gradient).all(1, keepdim=True), gradient, 0.0)  # a flow can overflow
+            gradient = gradient - (gradient @ basis) @ basis.T
+            gradient = gradient / gradient.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            z[wrong] = moving.detach() - length * gradient.reshape(moving.shape)
+    return z
 
 
 def main(argv: list[str] | None = None) -> None:

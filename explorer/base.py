@@ -74,6 +74,7 @@ class LatentModel(Trainable):
     multi_step: ClassVar[bool] = False  # decode_steps shows a process of several steps worth watching
     has_sampler_options: ClassVar[bool] = False  # decode_steps takes sampler=, steps=, eta=, seed=
     has_forward_process: ClassVar[bool] = False  # q_sample(x0, t, noise) and alphas_cumprod exist (diffusion)
+    cheap_decode_gradient: ClassVar[bool] = True  # backpropagating through _decode costs about one decode
 
     # --- what subclasses provide ------------------------------------------------------------------------
     @property

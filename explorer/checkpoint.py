@@ -71,8 +71,14 @@ def build_model(family: str, config: dict) -> torch.nn.Module:
 
 
 def load_checkpoint(folder: str | Path, device: str | torch.device | None = None) -> torch.nn.Module:
-    """Rebuild the model from config.json and load its weights, checking every name and shape."""
-    folder = Path(folder)
+    """Rebuild the model from config.json and load its weights, checking every name and shape. Built outside
+    inference mode whatever the caller's mode, so that gradients can flow through a shared, cached model
+    (GAN inversion, the digit hold of attribute edits)."""
+    with torch.inference_mode(False):
+        return _load_checkpoint(Path(folder), device)
+
+
+def _load_checkpoint(folder: Path, device) -> torch.nn.Module:
     record = read_record(folder)
     model = build_model(record["family"], record["config"])
     weights_path = folder / WEIGHTS_FILE

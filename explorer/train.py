@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--decay-from", type=int, default=None, metavar="STEP",
+                        help="from this step on, lower the learning rate linearly to zero at --steps")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
     parser.add_argument("--save-every", type=int, default=500)
     parser.add_argument("--sample-every", type=int, default=1000)
@@ -135,6 +137,17 @@ def main(argv: list[str] | None = None) -> Path:
         start, elapsed = int(state["step"]), float(state["elapsed_s"])
         print(f"resuming {args.name} at step {start}", file=sys.stderr)
 
+    if args.decay_from is not None and not 0 <= args.decay_from < steps:
+        raise SystemExit(f"--decay-from must be a step before --steps ({steps}), got {args.decay_from}")
+
+    def lr_factor(step: int) -> float:
+        """Linear warm-up, then constant, then (with --decay-from) a linear fall to zero at the last step:
+        annealing the rate at the end settles the weights into a sharper optimum than a constant rate."""
+        warmup = min(1.0, (step + 1) / defaults.get("warmup", 1))
+        if args.decay_from is None or step < args.decay_from:
+            return warmup
+        return warmup * (steps - step) / (steps - args.decay_from)
+
     command = "python -m explorer.train " + shlex.join(argv)
     preview_latent = model.sample_latent(64, seed=args.seed) if isinstance(model, LatentModel) else None
 
@@ -146,7 +159,8 @@ def main(argv: list[str] | None = None) -> Path:
         })
         final = ema.model if ema is not None else model
         training = {"command": command, "dataset": dataset.source, "train_images": len(dataset), "steps": step,
-                    "target_steps": steps, "batch_size": batch_size, "lr": lr, "seed": args.seed,
+                    "target_steps": steps, "batch_size": batch_size, "lr": lr, "lr_decay_from": args.decay_from,
+                    "seed": args.seed,
                     "ema_decay": ema_decay, "device": str(device), "train_time_s": round(elapsed, 1),
                     "torch": torch.__version__}
         save_checkpoint(final, out, args.family, training)
@@ -168,10 +182,9 @@ def main(argv: list[str] | None = None) -> Path:
             break
         torch.manual_seed(step_seed(args.seed, step))
         began = time.perf_counter()
-        warmup = min(1.0, (step + 1) / defaults.get("warmup", 1))  # linear learning-rate warm-up
         for optimizer, lrs in zip(optimizers, base_lrs):
             for group, base_lr in zip(optimizer.param_groups, lrs):
-                group["lr"] = base_lr * warmup
+                group["lr"] = base_lr * lr_factor(step)
         x = images[index]
         logs = model.training_step((x, labels[index]) if model.needs_labels else x, optimizers)
         if ema is not None:

@@ -127,6 +127,27 @@ def test_a_lock_removes_the_locked_directions_and_keeps_the_edit_size(vae):
     assert float(delta @ thickness) == pytest.approx(2.0 * float(directions.step[directions.index("thickness")]), rel=1e-4)
 
 
+def test_keeping_the_digit_holds_it_where_a_plain_edit_loses_it_and_the_edit_still_happens(vae):
+    directions = directions_for(vae)
+    z = vae.sample_latent(60, seed=11)
+    before = measure(vae.decode(z))
+    plain = measure(vae.decode(edit(vae, z, {"width": 2.0}, directions=directions)))
+    kept = measure(vae.decode(edit(vae, z, {"width": 2.0}, lock=("digit",), directions=directions)))
+    flipped = plain["digit"] != before["digit"]
+    assert flipped.sum() >= 5  # the case the hold is for happens here
+    assert (kept["digit"] == before["digit"]).mean() >= 0.95
+    width_sd = directions.record["attributes"]["width"]["sd"]
+    assert np.median(kept["width"] - before["width"]) / width_sd > 1.0  # the digit is held, the edit not undone
+
+
+def test_the_digit_hold_leaves_locked_attributes_locked(vae):
+    directions = directions_for(vae)
+    z = vae.sample_latent(1, seed=3)
+    other = (int(measure(vae.decode(z))["digit"][0]) + 1) % 10  # a digit it does not read as: the hold must act
+    delta = (edit(vae, z, {"width": 2.0}, lock=("slant", f"digit {other}"), refine=0) - z).flatten()
+    assert abs(float(delta @ directions.vectors[directions.index("slant")].flatten())) < 1e-4
+
+
 @pytest.mark.parametrize("amounts, lock, message", [
     ({"charisma": 1.0}, (), "unknown attribute"), ({"thickness": float("nan")}, (), "finite"),
     ({"thickness": 1.0}, ("thickness",), "both edited and locked"), ({"thickness": 1.0}, ("mood",), "unknown attribute"),

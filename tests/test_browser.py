@@ -95,7 +95,8 @@ def pick_first_sample(page) -> None:
 def edit_picked_sample(page) -> None:
     pick_first_sample(page)
     page.click("#sample-to-edit")
-    page.wait_for_selector("#edit-readout")
+    page.wait_for_selector("#edit-readout")  # visible: the Edit tab was switched to
+    assert page.get_attribute("#tab-edit-button", "aria-selected") == "true"
     page.wait_for_function("document.querySelector('#edit-readout').innerText.includes('Reads as')")
 
 
@@ -104,6 +105,19 @@ def test_every_tab_loads(page):
                           ("Denoise", "#denoise-run"), ("Compare", "#compare-run")]:
         open_tab(page, name)
         page.wait_for_selector(element, state="visible")
+
+
+def test_the_structured_clone_fast_path_keeps_its_semantics(page):
+    """FRONTEND_HEAD answers structuredClone for primitives itself; everything else must behave as the browser's."""
+    results = page.evaluate("""() => {
+        const object = {a: [1, {b: 'x'}]}, copy = structuredClone(object);
+        let threw = false;
+        try { structuredClone(() => 1); } catch (error) { threw = error.name === 'DataCloneError'; }
+        return [structuredClone.toString().includes('[native code]'), copy !== object && copy.a[1] !== object.a[1] && copy.a[1].b === 'x',
+                threw, structuredClone(5), structuredClone('s'), structuredClone(null), structuredClone(true),
+                typeof structuredClone(undefined), structuredClone(7n) === 7n];
+    }""")
+    assert results == [False, True, True, 5, "s", None, True, "undefined", True]
 
 
 def test_clicking_a_sample_picks_it_and_the_edit_slider_changes_the_image(page):

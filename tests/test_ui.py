@@ -70,8 +70,8 @@ def vae_pick(models):
 def test_edit_moves_the_image_and_zero_is_the_pick(models, vae_pick):
     opened = edit.open_pick(models, vae_pick)
     settings = opened[2]
-    zero, same = edit.move(models, vae_pick, settings, "thickness", 0.0)
-    moved, after = edit.move(models, vae_pick, settings, "thickness", 2.0)
+    zero, same, _, _ = edit.move(models, vae_pick, settings, "thickness", 0.0)
+    moved, after, _, _ = edit.move(models, vae_pick, settings, "thickness", 2.0)
     assert np.array_equal(pixels(opened[0]), pixels(zero))
     assert np.abs(pixels(moved).astype(int) - pixels(zero).astype(int)).mean() > 2
     assert after["amounts"]["thickness"] == 2.0 and settings["amounts"]["thickness"] == 0.0  # state not mutated
@@ -81,8 +81,8 @@ def test_edit_moves_the_image_and_zero_is_the_pick(models, vae_pick):
 
 def test_thicker_slider_thickens_and_readout_flags_side_effects(models, vae_pick):
     settings = edit.open_pick(models, vae_pick)[2]
-    _, thicker = edit.move(models, vae_pick, settings, "thickness", 2.0)
-    probs, table = edit.readouts(models, vae_pick, thicker)
+    _, thicker, probs, table = edit.move(models, vae_pick, settings, "thickness", 2.0)
+    assert (probs, table) == edit.readouts(models, vae_pick, thicker)  # the move's readouts are the edit's
     row = next(line for line in table.splitlines() if line.startswith("| thickness"))
     picked, edited = (float(cell) for cell in row.split("|")[2:4])
     assert edited > picked and "edited" in row
@@ -94,8 +94,7 @@ def test_lock_holds_slant_within_a_third_of_its_spread(models, vae_pick):
     settings = edit.open_pick(models, vae_pick)[2]
     locked = edit.apply_control(settings, "lock:slant", True)
     assert locked["locks"] == ["slant"] and settings["locks"] == []
-    _, locked = edit.move(models, vae_pick, locked, "thickness", 2.0)
-    table = edit.readouts(models, vae_pick, locked)[1]
+    _, locked, _, table = edit.move(models, vae_pick, locked, "thickness", 2.0)
     slant_row = next(line for line in table.splitlines() if line.startswith("| slant"))
     assert "locked" in slant_row and abs(float(slant_row.split("|")[4])) <= 0.3
     unlocked = edit.apply_control(locked, "lock:slant", False)
@@ -106,8 +105,7 @@ def test_digit_slider_turns_the_digit(models, vae_pick):
     settings = edit.open_pick(models, vae_pick)[2]
     target = (settings["digit_read"] + 3) % 10
     settings = edit.apply_control(settings, "target", target)
-    _, settings = edit.move(models, vae_pick, settings, "digit", 3.0)
-    probs = edit.readouts(models, vae_pick, settings)[0]
+    _, settings, probs, _ = edit.move(models, vae_pick, settings, "digit", 3.0)
     assert probs[str(target)] > 0.5
 
 

@@ -44,6 +44,7 @@ class Diffusion(LatentModel):
     multi_step = True
     has_sampler_options = True
     has_forward_process = True
+    cheap_decode_gradient = False  # a DDIM decode is 50 UNet passes: its gradient is too slow for live editing
 
     def __init__(self, config: DiffusionConfig) -> None:
         super().__init__(config)

@@ -9,6 +9,22 @@ from . import compare, denoise, edit, interpolate, sample
 from .models import ModelCache
 
 TITLE = "Latent Explorer"
+# Passed to launch(head=...). Gradio 6's front end snapshots every component's properties several times per
+# event (Svelte's $state.snapshot), calling structuredClone once per primitive: ~12,000 calls per slider move.
+# For a primitive, structuredClone returns the value itself (HTML spec, StructuredSerializeInternal step 2), so
+# answering those calls in JavaScript gives identical results without the native round trip; everything else
+# still goes to the browser's own structuredClone.
+FRONTEND_HEAD = """<script>
+(() => {
+  const native = window.structuredClone;
+  window.structuredClone = function structuredClone(value, options) {
+    const kind = typeof value;
+    if (value === null || kind === "undefined" || kind === "string" || kind === "number" || kind === "boolean" || kind === "bigint") return value;
+    return native.call(this, value, options);
+  };
+})();
+</script>"""
+SHOW_TAB = "() => document.querySelector('#tab-{tab}-button')?.click()"
 
 
 def build_app(models: ModelCache) -> gr.Blocks:
@@ -16,21 +32,24 @@ def build_app(models: ModelCache) -> gr.Blocks:
         gr.Markdown(f"# {TITLE}\nSample, edit, interpolate and watch VAE, GAN, normalizing-flow and diffusion "
                     "models of handwritten digits, all trained on the same 12,000 MNIST digits.")
         picked, end_a, end_b = gr.State(None), gr.State(None), gr.State(None)
-        with gr.Tabs() as tabs:
-            with gr.Tab("Sample", id="sample"):
+        with gr.Tabs():
+            with gr.Tab("Sample", id="sample", elem_id="tab-sample"):
                 sample_parts = sample.build(models, picked)
-            with gr.Tab("Edit", id="edit"):
+            with gr.Tab("Edit", id="edit", elem_id="tab-edit"):
                 edit_parts = edit.build(models, picked)
-            with gr.Tab("Interpolate", id="interpolate"):
+            with gr.Tab("Interpolate", id="interpolate", elem_id="tab-interpolate"):
                 interp_parts = interpolate.build(models, end_a, end_b)
-            with gr.Tab("Denoise", id="denoise"):
+            with gr.Tab("Denoise", id="denoise", elem_id="tab-denoise"):
                 denoise_parts = denoise.build(models)
-            with gr.Tab("Compare", id="compare"):
+            with gr.Tab("Compare", id="compare", elem_id="tab-compare"):
                 compare.build(models)
 
         fn, inputs, outputs = edit_parts["open"]
+        # The tab switch runs in the browser: a gr.Tabs output would make Gradio's front end snapshot every
+        # component inside the tabs on every later event (its loading-status pass walks an output's children),
+        # which tripled the time from a slider move to the new image.
         sample_parts["to_edit"].click(fn, inputs, outputs, api_visibility="private").then(
-            lambda: gr.Tabs(selected="edit"), None, tabs, api_visibility="private")
+            None, None, None, js=SHOW_TAB.format(tab="edit"), api_visibility="private")
         refresh, r_in, r_out = interp_parts["refresh"]
         for button, state in ((sample_parts["to_a"], end_a), (sample_parts["to_b"], end_b)):
             button.click(lambda p: p, picked, state, api_visibility="private").then(refresh, r_in, r_out, api_visibility="private")

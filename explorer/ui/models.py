@@ -57,8 +57,8 @@ class ModelCache:
             return directions_for(model)
 
     def decode(self, name: str, z: torch.Tensor) -> torch.Tensor:
-        """model.decode(z), remembering the last DECODE_CACHE results: an edit's readouts follow its image in
-        a second request, and must not pay for a second decode (a whole DDIM run for diffusion)."""
+        """model.decode(z), remembering the last DECODE_CACHE results: a slider dragged back and forth, Reset
+        and an edited interpolation end revisit the same latents, and for diffusion each decode is a DDIM run."""
         key = (name, tuple(z.shape), z.detach().cpu().numpy().tobytes())
         with self._lock:
             if key in self._decoded:
