@@ -52,13 +52,27 @@ def main() -> None:
             page.locator("#interp-gif a").first.wait_for()
             page.screenshot(path=OUT / "interpolate.png", full_page=True)
             page.get_by_role("tab", name="Denoise").click()
+            page.locator("#denoise-run").wait_for()
             page.click("#denoise-run")
-            page.wait_for_function("document.querySelector('#denoise-equation').innerText.includes('step 20 of 50')")
+            # any frame from the 20th on (a fast machine can pass the 20th between two polls)
+            page.wait_for_function("(/step (\\d+) of 50/.exec(document.querySelector('#denoise-equation').innerText) || [0, 0])[1] >= 20")
             page.screenshot(path=OUT / "denoise.png", full_page=True)
             page.get_by_role("tab", name="Compare").click()
             page.click("#compare-run")
             page.wait_for_function("document.querySelectorAll('#compare-table tbody tr').length >= 5")
             page.screenshot(path=OUT / "compare.png", full_page=True)
+            page.get_by_role("tab", name="Latent map").click()
+            for side in ("left", "right"):
+                page.wait_for_function(f"document.querySelector('#map-{side}-caption').innerText.includes('held-out')")
+            for side, clicks in (("left", [(120, 300), (210, 200), (320, 110)]), ("right", [(120, 300), (210, 200), (320, 110)])):
+                for x, y in clicks:
+                    page.locator(f"#map-{side} img").click(position={"x": x, "y": y})
+                    page.wait_for_selector(f"#map-{side}-decoded img")
+                    time.sleep(0.5)
+                page.click(f"#map-{side}-path")
+                page.wait_for_selector(f"#map-{side}-strip img")
+            time.sleep(1)
+            page.screenshot(path=OUT / "latent-map.png", full_page=True)
             browser.close()
     finally:
         app.terminate()

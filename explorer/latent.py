@@ -11,6 +11,7 @@ prior is isotropic; the decoded images carry the structure.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -59,6 +60,7 @@ def principal_directions(model: LatentModel, k: int = 8, samples: int = 1000, se
     """GANSpace-style directions: 1. decode prior samples; 2. PCA of the images; 3. least-squares map from
     the components' scores to the latents, whose columns are the latent directions (Harkonen et al. 2020,
     Section 2.2, with images in place of early-layer features)."""
+    k = min(k, math.prod(model.latent_shape))  # a 2-D latent has two directions to offer, not eight
     z = model.sample_latent(samples, seed=seed, temperature=model.default_temperature).cpu()
     images = model.decode_in_batches(z, batch_size)
     x = images.flatten(1).double()
@@ -110,8 +112,40 @@ def main(argv: list[str] | None = None) -> None:
         directions = principal_directions(model, k=args.k, samples=args.samples)
         save_directions(directions, resolve(name))
         shares = ", ".join(f"{v:.1%}" for v in directions.explained_variance)
-        print(f"{name}: {args.k} directions from {args.samples} samples; image variance explained {shares}")
+        print(f"{name}: {len(directions.vectors)} directions from {args.samples} samples; image variance explained {shares}")
 
 
 if __name__ == "__main__":
     main()
+
+
+@dataclass
+class LatentMap:
+    """Images placed on a plane of latent space: `coords` (N, 2) for each image, and the plane itself, so
+    any point on it decodes: latent = origin + u * axes[0] + v * axes[1]. For a 2-D latent the plane is the
+    latent space (origin 0, axes the unit vectors); otherwise the top two principal components of the codes,
+    with `explained` the share of the codes' variance each carries."""
+
+    coords: torch.Tensor
+    origin: torch.Tensor
+    axes: torch.Tensor
+    explained: torch.Tensor
+
+    def latent(self, points: torch.Tensor) -> torch.Tensor:
+        """(M, 2) points on the plane -> (M, d) latents."""
+        return self.origin + points.to(self.axes) @ self.axes
+
+
+@torch.inference_mode()
+def latent_map(model: LatentModel, images: torch.Tensor, batch_size: int = 500) -> LatentMap:
+    """Encode `images` and lay them on a plane: the latent itself when it is 2-D, else its PCA projection."""
+    codes = torch.cat([model.encode(images[i:i + batch_size].to(model.device)).flatten(1).cpu()
+                       for i in range(0, len(images), batch_size)]).double()
+    if codes.shape[1] == 2:
+        origin, axes, explained = torch.zeros(2, dtype=codes.dtype), torch.eye(2, dtype=codes.dtype), torch.ones(2)
+    else:
+        origin = codes.mean(0)
+        _, singular, vh = torch.linalg.svd(codes - origin, full_matrices=False)
+        axes, explained = vh[:2], (singular.pow(2) / singular.pow(2).sum())[:2]
+    coords = (codes - origin) @ axes.T
+    return LatentMap(coords.float(), origin.float(), axes.float(), explained.float())

@@ -102,13 +102,30 @@ def edit_picked_sample(page) -> None:
 
 def test_every_tab_loads(page):
     for name, element in [("Sample", "#sample-run"), ("Edit", "#edit-thickness"), ("Interpolate", "#interp-run"),
-                          ("Denoise", "#denoise-run"), ("Compare", "#compare-run")]:
+                          ("Denoise", "#denoise-run"), ("Compare", "#compare-run"),
+                          ("Latent map", "#map-left-path")]:
         open_tab(page, name)
         page.wait_for_selector(element, state="visible")
 
 
+def test_clicking_the_latent_map_decodes_the_point(page):
+    open_tab(page, "Latent map")
+    page.wait_for_function("document.querySelector('#map-left-caption').innerText.includes('held-out digits')", timeout=TIMEOUT_MS)
+    page.wait_for_selector("#map-left img")
+    assert page.query_selector("#map-left-decoded img") is None
+    page.locator("#map-left img").click(position={"x": 150, "y": 160})
+    page.wait_for_selector("#map-left-decoded img")
+    page.locator("#map-left img").click(position={"x": 260, "y": 120})
+    page.click("#map-left-path")
+    page.wait_for_selector("#map-left-strip img")
+    page.locator("#map-left-gif a").first.wait_for()
+    assert "latent-path" in page.inner_text("#map-left-gif")
+
+
 def test_the_structured_clone_fast_path_keeps_its_semantics(page):
     """FRONTEND_HEAD answers structuredClone for primitives itself; everything else must behave as the browser's."""
+    page.wait_for_selector("#sample-run", state="visible")  # Gradio adds the custom head when the app mounts
+    page.wait_for_function("!structuredClone.toString().includes('[native code]')")
     results = page.evaluate("""() => {
         const object = {a: [1, {b: 'x'}]}, copy = structuredClone(object);
         let threw = false;

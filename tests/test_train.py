@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from explorer.checkpoint import load_checkpoint
@@ -43,3 +44,12 @@ def test_another_seed_gives_another_model(tmp_path):
     a = run(tmp_path, "seed0", 3).state_dict()
     b = run(tmp_path, "seed1", 3, "--seed", "1").state_dict()
     assert any(not torch.equal(a[k], b[k]) for k in a)
+
+
+def test_learning_rate_decay_is_applied_recorded_and_checked(tmp_path):
+    plain = run(tmp_path, "plain", 6).state_dict()
+    annealed = run(tmp_path, "annealed", 6, "--decay-from", "3").state_dict()  # rates x1, 2/3, 1/3 on the last three steps
+    assert any(not torch.equal(plain[k], annealed[k]) for k in plain)
+    assert json.loads((tmp_path / "annealed" / "config.json").read_text())["training"]["lr_decay_from"] == 3
+    with pytest.raises(SystemExit, match="--decay-from must be a step before --steps"):
+        run(tmp_path, "late", 3, "--decay-from", "3")

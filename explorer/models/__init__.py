@@ -7,6 +7,7 @@ import importlib
 
 FAMILIES = {
     "vae": "explorer.models.vae:VAE",
+    "autoencoder": "explorer.models.autoencoder:Autoencoder",
     "gan": "explorer.models.gan:GAN",
     "flow": "explorer.models.flow:Flow",
     "diffusion": "explorer.models.diffusion:Diffusion",

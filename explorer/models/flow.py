@@ -167,6 +167,7 @@ class Flow(LatentModel):
     can_encode = True
     encode_method = "exact inverse"
     encode_is_exact = True
+    encode_is_fast = True
     multi_step = True
     has_likelihood = True
     likelihood_kind = "exact (uniform dequantisation bound on the discrete likelihood)"

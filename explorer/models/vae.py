@@ -31,6 +31,26 @@ class VAEConfig:
         self.channels = tuple(self.channels)
 
 
+def conv_encoder(channels: tuple, hidden: int, out: int) -> nn.Sequential:
+    """28x28 image -> `out` numbers: two stride-2 convolutions (to 14x14 and 7x7), then two linear layers.
+    Shared by the autoencoder families so they differ only in what they do with the code."""
+    c1, c2 = channels
+    return nn.Sequential(
+        nn.Conv2d(1, c1, 4, 2, 1), nn.ReLU(), nn.Conv2d(c1, c2, 4, 2, 1), nn.ReLU(), nn.Flatten(),
+        nn.Linear(c2 * 49, hidden), nn.ReLU(), nn.Linear(hidden, out),
+    )
+
+
+def conv_decoder(latent_dim: int, hidden: int, channels: tuple, out_channels: int) -> nn.Sequential:
+    """The mirror image of conv_encoder: a code -> (out_channels, 28, 28) before any output function."""
+    c1, c2 = channels
+    return nn.Sequential(
+        nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, c2 * 49), nn.ReLU(),
+        nn.Unflatten(1, (c2, 7, 7)), nn.ConvTranspose2d(c2, c1, 4, 2, 1), nn.ReLU(),
+        nn.ConvTranspose2d(c1, out_channels, 4, 2, 1),
+    )
+
+
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, diag exp(logvar)) || N(0, I)) per row, in closed form (Kingma & Welling 2014, Appendix B)."""
     return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(dim=1)
@@ -56,21 +76,15 @@ class VAE(LatentModel):
     train_defaults = {"steps": 4000, "batch_size": 128, "lr": 1e-3, "warmup": 100}
     can_encode = True
     encode_method = "posterior mean"
+    encode_is_fast = True
     has_likelihood = True
     likelihood_kind = "bound (negative ELBO)"
 
     def __init__(self, config: VAEConfig) -> None:
         super().__init__(config)
-        c1, c2 = config.channels
-        self.encoder = nn.Sequential(
-            nn.Conv2d(1, c1, 4, 2, 1), nn.ReLU(), nn.Conv2d(c1, c2, 4, 2, 1), nn.ReLU(), nn.Flatten(),
-            nn.Linear(c2 * 49, config.hidden), nn.ReLU(), nn.Linear(config.hidden, 2 * config.latent_dim),
-        )
-        self.decoder = nn.Sequential(
-            nn.Linear(config.latent_dim, config.hidden), nn.ReLU(), nn.Linear(config.hidden, c2 * 49), nn.ReLU(),
-            nn.Unflatten(1, (c2, 7, 7)), nn.ConvTranspose2d(c2, c1, 4, 2, 1), nn.ReLU(),
-            nn.ConvTranspose2d(c1, 2, 4, 2, 1),  # two channels: the logistic's mean and log-scale per pixel
-        )
+        self.encoder = conv_encoder(config.channels, config.hidden, 2 * config.latent_dim)  # mu and log-variance
+        # two output channels: the logistic's mean and log-scale per pixel
+        self.decoder = conv_decoder(config.latent_dim, config.hidden, config.channels, 2)
 
     @property
     def latent_shape(self) -> tuple[int, ...]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import compare, denoise, edit, interpolate, sample
+from . import compare, denoise, edit, interpolate, latent_map, sample
 from .models import ModelCache
 
 TITLE = "Latent Explorer"
@@ -43,6 +43,8 @@ def build_app(models: ModelCache) -> gr.Blocks:
                 denoise_parts = denoise.build(models)
             with gr.Tab("Compare", id="compare", elem_id="tab-compare"):
                 compare.build(models)
+            with gr.Tab("Latent map", id="latent-map", elem_id="tab-latent-map") as map_tab:
+                map_parts = latent_map.build(models)
 
         fn, inputs, outputs = edit_parts["open"]
         # The tab switch runs in the browser: a gr.Tabs output would make Gradio's front end snapshot every
@@ -58,6 +60,8 @@ def build_app(models: ModelCache) -> gr.Blocks:
             button.click(make_end, end_inputs, state, api_visibility="private").then(refresh, r_in, r_out, api_visibility="private")
         fn, inputs, outputs = denoise_parts["load"]
         app.load(fn, inputs, outputs, api_visibility="private")
+        for fn, inputs, outputs in map_parts["load"]:  # drawn when first opened: encoding 2,000 digits is not free
+            map_tab.select(fn, inputs, outputs, api_visibility="private")
 
         # stateless JSON endpoints for gradio_client (the UI's own events keep per-user state)
         def decode(model: str, latent: list[float]) -> list[list[int]]:

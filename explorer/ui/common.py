@@ -7,8 +7,11 @@ data, never a model, checked against the model's latent shape whenever it is use
 from __future__ import annotations
 
 import math
+import tempfile
+from pathlib import Path
 
 import gradio as gr
+import imageio.v3 as iio
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
@@ -69,6 +72,19 @@ def labelled_strip(images: torch.Tensor, labels: list[str], scale: int = 3) -> I
         strip.paste(to_image(image, scale), (4 + i * (cell + 4), 4))
         draw.text((4 + i * (cell + 4) + 2, cell + 7), label, fill=235)
     return strip
+
+
+def export_frames(models, images: torch.Tensor, stem: str) -> tuple[Image.Image, str, str]:
+    """Decoded frames -> (a strip labelled with the digit the classifier reads under each, an animated GIF
+    that plays there and back so its loop has no jump, the strip as a PNG), the files in a fresh folder."""
+    probs, _ = models.classifier().predict(images.cpu())
+    strip = labelled_strip(images, [f"{int(p.argmax())} {float(p.max()):.0%}" for p in probs])
+    out = Path(tempfile.mkdtemp(prefix=f"{stem}-"))
+    big = [np.asarray(to_image(image, 6)) for image in images]
+    gif, png = out / f"{stem}.gif", out / f"{stem}-strip.png"
+    iio.imwrite(gif, big + big[-2:0:-1], duration=80, loop=0)
+    strip.save(png)
+    return strip, str(gif), str(png)
 
 
 def make_pick(model_name: str, latent: torch.Tensor, label: str) -> dict:

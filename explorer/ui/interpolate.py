@@ -3,16 +3,10 @@ exports as an animated GIF and a PNG strip."""
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import gradio as gr
-import imageio.v3 as iio
-import numpy as np
-import torch
 
 from ..latent import path
-from .common import MAX_SEED, check_choice, check_int, labelled_strip, make_pick, model_or_error, picked_latent, to_image
+from .common import MAX_SEED, check_choice, check_int, export_frames, make_pick, model_or_error, picked_latent
 from .models import ModelCache
 
 MAX_FRAMES = 64
@@ -40,17 +34,9 @@ def interpolate(models: ModelCache, a, b, mode, frames):
         raise gr.Error(f"A comes from {a['model']} and B from {b['model']}: pick both ends from one model")
     mode = check_choice(mode, "path", ("slerp", "lerp"))
     frames = check_int(frames, "frames", 2, MAX_FRAMES)
-    images = model.decode(path(z_a[0], z_b[0], frames, mode))
-    probs, _ = models.classifier().predict(images.cpu())
-    labels = [f"{int(p.argmax())} {float(p.max()):.0%}" for p in probs]
-    out = Path(tempfile.mkdtemp(prefix="interp-"))
-    big = [np.asarray(to_image(image, 6)) for image in images]
-    gif, png = out / "interpolation.gif", out / "interpolation-strip.png"
-    iio.imwrite(gif, big + big[-2:0:-1], duration=80, loop=0)  # there and back, so the loop has no jump
-    strip = labelled_strip(images, labels)
-    strip.save(png)
+    strip, gif, png = export_frames(models, model.decode(path(z_a[0], z_b[0], frames, mode)), "interpolation")
     caption = f"{frames} frames, {mode}, from **{a.get('label', 'A')}** to **{b.get('label', 'B')}**"
-    return strip, str(gif), str(png), caption
+    return strip, gif, png, caption
 
 
 def describe(pick, what: str) -> str:

@@ -7,12 +7,14 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
+import numpy as np
 import torch
 
 from ..attributes import AttributeDirections, directions_for
 from ..base import LatentModel
 from ..checkpoint import list_models, load_model, read_record, resolve
-from ..latent import Directions, load_directions, principal_directions
+from ..data import load_mnist, to_tensor
+from ..latent import Directions, LatentMap, latent_map, load_directions, principal_directions
 from ..metrics import load_classifier
 from ..models import FAMILIES, model_class
 
@@ -29,7 +31,8 @@ class ModelCache:
         self.names = sorted(names, key=lambda n: (list(FAMILIES).index(self.families[n]), n))
         self._models: dict[str, LatentModel] = {}
         self._directions: dict[str, Directions] = {}
-        self._decoded: OrderedDict[tuple, torch.Tensor] = OrderedDict()  # the last few decodes, for readouts
+        self._maps: dict[str, tuple[LatentMap, np.ndarray]] = {}
+        self._decoded: OrderedDict[tuple, torch.Tensor] = OrderedDict()  # the last few decodes (see decode)
         self._lock = threading.Lock()
 
     def get(self, name: str) -> LatentModel:
@@ -70,6 +73,15 @@ class ModelCache:
             while len(self._decoded) > DECODE_CACHE:
                 self._decoded.popitem(last=False)
         return image
+
+    def latent_map(self, name: str) -> tuple[LatentMap, np.ndarray]:
+        """The held-out digits on a plane of this model's latent space, and their classes; made once."""
+        model = self.get(name)
+        with self._lock:
+            if name not in self._maps:
+                heldout = load_mnist("heldout")
+                self._maps[name] = (latent_map(model, to_tensor(heldout.images)), heldout.labels)
+            return self._maps[name]
 
     def classifier(self):
         return load_classifier(str(self.device) if self.device is not None else None)
