@@ -293,5 +293,12 @@ def test_compare_streams_every_model(models):
         next(compare.compare(models, -1))
 
 
-def test_app_builds(models):
-    assert isinstance(build_app(models), gr.Blocks)
+def test_app_builds_and_no_event_outputs_a_layout_block(models):
+    """An event whose output is a layout block (Tabs, Row, Column...) makes Gradio's front end snapshot every
+    component inside it on every later event's status change: it tripled the edit latency once."""
+    from gradio.blocks import BlockContext
+
+    app = build_app(models)
+    assert isinstance(app, gr.Blocks)
+    layouts = [(fn.name, type(o).__name__) for fn in app.fns.values() for o in fn.outputs if isinstance(o, BlockContext)]
+    assert layouts == []
