@@ -68,6 +68,7 @@ class LatentModel(Trainable):
     can_encode: ClassVar[bool] = False
     encode_method: ClassVar[str] = ""  # how encode works, in words, for the UI to show
     encode_is_exact: ClassVar[bool] = False
+    conditional: ClassVar[bool] = False  # the latent carries a chosen digit: with_digit(z, k) sets it
     encode_is_fast: ClassVar[bool] = False  # one network pass: thousands of images encode in seconds (latent map)
     has_likelihood: ClassVar[bool] = False
     likelihood_kind: ClassVar[str] = ""  # "exact" or "bound (ELBO)" where has_likelihood

@@ -13,12 +13,14 @@ TINY_CONFIGS = {
     "vae": {"latent_dim": 4, "channels": [4, 8], "hidden": 16},
     "autoencoder": {"latent_dim": 3, "channels": [4, 8], "hidden": 16},
     "dae": {"latent_dim": 3, "channels": [4, 8], "hidden": 16, "noise_std": 0.3},
+    "cvae": {"latent_dim": 3, "channels": [4, 8], "hidden": 16},
     "gan": {"latent_dim": 8, "g_channels": 8, "d_channels": 4, "inversion_steps": 5, "inversion_starts": 2},
     "wgan": {"loss": "wgan-gp", "n_critic": 2, "latent_dim": 8, "g_channels": 8, "d_channels": 4},
     "flow": {"steps_per_scale": [2, 2], "hidden_channels": [8, 8]},
     "diffusion": {"block_channels": [8, 16], "train_timesteps": 50, "decode_steps": 5},
 }
-SHIPPED = ["vae-mnist", "dcgan-mnist", "wgan-gp-mnist", "flow-mnist", "ddpm-mnist", "ae-mnist", "dae-mnist", "ae2d-mnist", "vae2d-mnist"]
+SHIPPED = ["vae-mnist", "dcgan-mnist", "wgan-gp-mnist", "flow-mnist", "ddpm-mnist", "ae-mnist", "dae-mnist", "ae2d-mnist", "vae2d-mnist",
+           "cvae-mnist"]
 
 
 FAMILY_OF = {"wgan": "gan", "dae": "autoencoder"}  # tiny configs that are variants of another family

@@ -137,6 +137,16 @@ def test_the_structured_clone_fast_path_keeps_its_semantics(page):
     assert results == [False, True, True, 5, "s", None, True, "undefined", True]
 
 
+def test_the_conditional_vae_draws_the_chosen_digit(page):
+    page.get_by_label("model", exact=True).click()
+    page.get_by_role("option", name="cvae-mnist", exact=True).click()
+    page.get_by_label("digit (conditional models)").click()
+    page.get_by_role("option", name="3", exact=True).click()
+    page.click("#sample-run")
+    page.wait_for_function("document.querySelector('#sample-caption').innerText.includes('every one a 3')")
+    assert page.locator("#sample-gallery .gallery-item").count() == 32
+
+
 def test_clicking_a_sample_picks_it_and_the_edit_slider_changes_the_image(page):
     edit_picked_sample(page)
     assert "#0" in page.inner_text("#sample-picked")

@@ -8,6 +8,7 @@ import importlib
 FAMILIES = {
     "vae": "explorer.models.vae:VAE",
     "autoencoder": "explorer.models.autoencoder:Autoencoder",
+    "cvae": "explorer.models.cvae:CVAE",
     "gan": "explorer.models.gan:GAN",
     "flow": "explorer.models.flow:Flow",
     "diffusion": "explorer.models.diffusion:Diffusion",
