@@ -339,9 +339,9 @@ def edit(model, z: torch.Tensor, amounts: dict[str, float], lock=(), directions:
     4. the projection holds a locked attribute only as far as the decoder is linear, so `refine` times the
        edited latent is decoded, the locked attributes measured, and each one's drift undone along its own
        direction by the secant step drift / measured slope (a Newton step with the calibrated slope).
-    5. a locked digit ("digit k") is a decision boundary, not a linear quantity: where the classifier still reads another
-       digit after 4, and the decoder's gradient is cheap, `_hold_digit` walks the latent back across the
-       boundary by classifier guidance (Dhariwal & Nichol 2021, Sec. 4, here in latent space), each step
+    5. a locked digit ("digit k") is a decision boundary, not a linear quantity: where the classifier still
+       reads another digit after 4, and the decoder's gradient is cheap, `_hold_digit` walks the latent back
+       across the boundary by classifier guidance (Dhariwal & Nichol 2021, Sec. 4, here in latent space), each step
        projected off the edited and locked directions so the edit itself stays.
     `extra` is an unnamed move (along principal directions, say), projected off the locked span too."""
     directions = directions or directions_for(model)
@@ -412,23 +412,23 @@ def _hold_digit(model, z: torch.Tensor, digit: int, directions: AttributeDirecti
     length = HOLD_STEP_SD * float(np.median([float(directions.step[directions.index(n)]) for n in SLIDERS]))
     # callers may be in inference mode (the UI, benchmarks); autograd needs it off and a latent made outside it
     with torch.inference_mode(False), torch.enable_grad():
-        target = torch.full((len(z),), digit, device=z.device)
+        target = torch.full((len(z),), digit, device=on)
         z = z.detach().clone()
         for _ in range(HOLD_STEPS):
-            with torch.no_grad():
-                wrong = classifier(model.decode(z).to(on)).argmax(1).to(z.device) != target
+            moving = z.requires_grad_(True)
+            logits = classifier(model._decode(moving).clamp(0, 1).to(on))  # one pass: the check and the gradient
+            wrong = logits.argmax(1) != target
             if not bool(wrong.any()):
                 break
-            moving = z[wrong].requires_grad_(True)
-            loss = torch.nn.functional.cross_entropy(classifier(model._decode(moving).clamp(0, 1).to(on)),
-                                                     target[wrong].to(on), reduction="sum")
+            loss = torch.nn.functional.cross_entropy(logits[wrong], target[wrong], reduction="sum")
             (gradient,) = torch.autograd.grad(loss, moving)
-            gradient = gradient.flatten(1)
+            gradient = gradient.flatten(1)[wrong.to(z.device)]
             gradient = torch.where(torch.isfinite(gradient).all(1, keepdim=True), gradient, 0.0)  # a flow can overflow
             gradient = gradient - (gradient @ basis) @ basis.T
             gradient = gradient / gradient.norm(dim=1, keepdim=True).clamp_min(1e-12)
-            z[wrong] = moving.detach() - length * gradient.reshape(moving.shape)
-    return z
+            z = moving.detach()
+            z[wrong.to(z.device)] -= length * gradient.reshape(-1, *z.shape[1:])
+    return z.detach()
 
 
 def main(argv: list[str] | None = None) -> None:
