@@ -29,8 +29,9 @@ SHOW_TAB = "() => document.querySelector('#tab-{tab}-button')?.click()"
 
 def build_app(models: ModelCache) -> gr.Blocks:
     with gr.Blocks(title=TITLE) as app:
-        gr.Markdown(f"# {TITLE}\nSample, edit, interpolate and watch VAE, GAN, normalizing-flow and diffusion "
-                    "models of handwritten digits, all trained on the same 12,000 MNIST digits.")
+        gr.Markdown(f"# {TITLE}\nSample, edit, interpolate, map and watch autoencoder, VAE, conditional VAE, GAN, "
+                    "normalizing-flow and diffusion models of handwritten digits, all trained on the same 12,000 "
+                    "MNIST digits.")
         picked, end_a, end_b = gr.State(None), gr.State(None), gr.State(None)
         with gr.Tabs():
             with gr.Tab("Sample", id="sample", elem_id="tab-sample"):
