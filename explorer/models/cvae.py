@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..base import LatentModel
-from .vae import conv_decoder, conv_encoder, discretized_logistic_log_prob, gaussian_kl
+from .vae import conv_decoder, conv_encoder, discretized_logistic_log_prob, gaussian_kl, logistic_params
 
 DIGITS = 10
 
@@ -65,8 +65,7 @@ class CVAE(LatentModel):
 
     def likelihood_params(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """p(x | z, y) from the full latent (style, digit weights): the logistic's mean and log-scale."""
-        out = self.decoder(latent)
-        return torch.sigmoid(out[:, :1]), out[:, 1:].clamp_min(self.config.min_log_scale)
+        return logistic_params(self.decoder(latent), self.config.min_log_scale)
 
     def loss(self, batch) -> dict[str, torch.Tensor]:
         x, digits = batch

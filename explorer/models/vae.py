@@ -51,6 +51,11 @@ def conv_decoder(latent_dim: int, hidden: int, channels: tuple, out_channels: in
     )
 
 
+def logistic_params(decoded: torch.Tensor, min_log_scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """A two-channel decoder output -> the discretised logistic's (mean in [0, 1], floored log-scale)."""
+    return torch.sigmoid(decoded[:, :1]), decoded[:, 1:].clamp_min(min_log_scale)
+
+
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, diag exp(logvar)) || N(0, I)) per row, in closed form (Kingma & Welling 2014, Appendix B)."""
     return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(dim=1)
@@ -97,8 +102,7 @@ class VAE(LatentModel):
 
     def likelihood_params(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """p(x|z): the logistic's (mean in [0, 1], log-scale) per pixel."""
-        out = self.decoder(z)
-        return torch.sigmoid(out[:, :1]), out[:, 1:].clamp_min(self.config.min_log_scale)
+        return logistic_params(self.decoder(z), self.config.min_log_scale)
 
     def elbo(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(ELBO, reconstruction log-likelihood, KL) per image, in nats."""

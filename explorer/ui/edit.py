@@ -118,7 +118,11 @@ def readouts(models: ModelCache, pick, settings, image=None):
     `image` is the edited image when the caller has it already."""
     if image is None:
         image = models.decode(pick["model"], edited_latent(models, pick, settings)[1])
-    probs, now = measured(models, image)
+    return readout_table(models, pick, settings, *measured(models, image))
+
+
+def readout_table(models: ModelCache, pick, settings, probs, now: dict):
+    """The readouts from an image's measures already taken: (probabilities for gr.Label, the table)."""
     before = settings.get("original") or {}
     spread = models.attributes(pick["model"]).record["attributes"]
     rows = ["| measure | picked | edited | change (sd) | |", "|---|---|---|---|---|"]
@@ -151,7 +155,7 @@ def open_pick(models: ModelCache, pick):
         principal.append(gr.update(label=f"PC{i + 1}{name}, {shares[i]:.0%} of image variance", value=0, interactive=True))
     fits = record["attributes"]
     named = [gr.update(value=0, label=f"{n} (1 = {fits[n]['sd']:.1f} {UNITS[n]})") for n in SLIDERS]
-    probs_shown, table = readouts(models, pick, settings, image)  # unedited: measured once, above
+    probs_shown, table = readout_table(models, pick, settings, probs, figures)  # unedited: the measures above
     return [to_image(image, 10), f"Editing **{pick.get('label', pick['model'])}**.", settings, probs_shown, table,
             *named, gr.update(value=0), gr.update(value=settings["target"]), *principal,
             *[gr.update(value=False) for _ in LOCKABLE]]
