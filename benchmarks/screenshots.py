@@ -53,6 +53,8 @@ def main() -> None:
             page.screenshot(path=OUT / "interpolate.png", full_page=True)
             page.get_by_role("tab", name="Denoise").click()
             page.locator("#denoise-run").wait_for()
+            page.click("#clean-run")
+            page.wait_for_function("document.querySelector('#clean-table').innerText.includes('closest rebuild')")
             page.click("#denoise-run")
             # any frame from the 20th on (a fast machine can pass the 20th between two polls)
             page.wait_for_function("(/step (\\d+) of 50/.exec(document.querySelector('#denoise-equation').innerText) || [0, 0])[1] >= 20")
@@ -73,6 +75,13 @@ def main() -> None:
                 page.wait_for_selector(f"#map-{side}-strip img")
             time.sleep(1)
             page.screenshot(path=OUT / "latent-map.png", full_page=True)
+            page.get_by_role("tab", name="Playground").click()  # seed 2: the cross-entropy GAN's collapse
+            page.wait_for_function("document.querySelector('#play-caption').innerText.includes('step 0')")
+            page.click("#play-play")
+            page.wait_for_function("(/step (\\d+)/.exec(document.querySelector('#play-caption').innerText) || [0, 0])[1] >= 800")
+            page.click("#play-pause")
+            time.sleep(1.5)
+            page.screenshot(path=OUT / "playground.png", full_page=True)
             browser.close()
     finally:
         app.terminate()

@@ -315,8 +315,15 @@ def load_attribute_directions(folder) -> AttributeDirections | None:
 _CACHE: dict[str, AttributeDirections] = {}
 
 
+def refuse_noise_latent(model) -> None:
+    if not model.smooth_latent:
+        raise ValueError(f"a {model.family} model's latent is sampling noise: a small change gives an unrelated "
+                         "image, so it has no attribute directions to edit along")
+
+
 def directions_for(model) -> AttributeDirections:
     """The shipped directions of a loaded checkpoint (fitted and cached on first use if none shipped)."""
+    refuse_noise_latent(model)
     source = getattr(model, "checkpoint_path", None)
     key = f"{source}:{model.device}" if source else str(id(model))
     if key not in _CACHE:
@@ -344,6 +351,7 @@ def edit(model, z: torch.Tensor, amounts: dict[str, float], lock=(), directions:
        across the boundary by classifier guidance (Dhariwal & Nichol 2021, Sec. 4, here in latent space), each step
        projected off the edited and locked directions so the edit itself stays.
     `extra` is an unnamed move (along principal directions, say), projected off the locked span too."""
+    refuse_noise_latent(model)
     directions = directions or directions_for(model)
     z = model.check_latent(z)
     if not isinstance(amounts, dict):

@@ -77,6 +77,9 @@ class LatentModel(Trainable):
     has_sampler_options: ClassVar[bool] = False  # decode_steps takes sampler=, steps=, eta=, seed=
     has_forward_process: ClassVar[bool] = False  # q_sample(x0, t, noise) and alphas_cumprod exist (diffusion)
     cheap_decode_gradient: ClassVar[bool] = True  # backpropagating through _decode costs about one decode
+    has_free_energy: ClassVar[bool] = False  # image_free_energy(x) exists (RBM): an unnormalised -log p(x)
+    smooth_latent: ClassVar[bool] = True  # nearby latents decode to similar images, so editing, interpolating
+    # and mapping latents mean something; False where z is sampling noise (PixelCNN, the RBM's Gibbs chain)
 
     # --- what subclasses provide ------------------------------------------------------------------------
     @property

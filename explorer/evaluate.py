@@ -4,8 +4,9 @@ For each model it draws --samples images from seeded latents and reports, beside
 measured in the same run (as many training images as samples, against the held-out set):
 FID on the shipped classifier's features, the classifier's mean confidence, the share of the rarest digit,
 an Inception-style score, the nearest-training-image distance of samples relative to that of held-out digits
-(about 1 when samples are not copies), bits/dim on the held-out digits where the family defines it, and
-the sampling time per image. --write stores the figures in each checkpoint's config.json.
+(about 1 when samples are not copies), bits/dim on the held-out digits where the family defines it, the mean
+free energy of held-out digits, training digits and samples for an RBM (whose likelihood needs its partition
+function), and the sampling time per image. --write stores the figures in each checkpoint's config.json.
 """
 
 from __future__ import annotations
@@ -84,6 +85,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
             bpd = torch.cat([model.bits_per_dim(chunk).cpu() for chunk in heldout_x.split(500)])
             row["heldout_bits_per_dim"] = round(float(bpd.mean()), 4)
             row["likelihood_kind"] = model.likelihood_kind
+        if model.has_free_energy:  # the same number of digits from each set, binarised with the same seed
+            n = len(heldout_x)
+            row["free_energy_heldout"] = round(float(model.image_free_energy(heldout_x).mean()), 2)
+            row["free_energy_train"] = round(float(model.image_free_energy(train_x[:n]).mean()), 2)
+            row["free_energy_samples"] = round(float(model.image_free_energy(images).mean()), 2)
         row["parameters"] = sum(p.numel() for p in model.parameters())
         rows.append(row)
         print(json.dumps(row))
@@ -100,15 +106,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
             path.write_text(json.dumps(record, indent=2) + "\n")
 
     print()
-    print("| model | family | FID (x floor) | confidence | rarest class | IS | NN-distance ratio | bits/dim (held-out) | ms/image |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| model | family | FID (x floor) | confidence | rarest class | IS | NN-distance ratio | bits/dim (held-out) "
+          "| free energy (held-out / train) | ms/image |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         fid = f"{r['fid']:.2f}" + (f" ({r['fid_over_floor']:.1f}x)" if "fid_over_floor" in r else " (1x)")
         bpd = f"{r['heldout_bits_per_dim']:.3f}" if "heldout_bits_per_dim" in r else "-"
         nn = f"{r['nn_distance_ratio']:.2f}" if r.get("nn_distance_ratio") is not None else "-"
         ms = f"{r['sampling_ms_per_image']:.2f}" if "sampling_ms_per_image" in r else "-"
+        free = f"{r['free_energy_heldout']:.1f} / {r['free_energy_train']:.1f}" if "free_energy_heldout" in r else "-"
         print(f"| {r['name']} | {r['family']} | {fid} | {r['confidence']:.3f} | {r['min_class_share']:.1%} | "
-              f"{r['inception_score']:.2f} | {nn} | {bpd} | {ms} |")
+              f"{r['inception_score']:.2f} | {nn} | {bpd} | {free} | {ms} |")
     return rows
 
 

@@ -18,12 +18,15 @@ TINY_CONFIGS = {
     "wgan": {"loss": "wgan-gp", "n_critic": 2, "latent_dim": 8, "g_channels": 8, "d_channels": 4},
     "flow": {"steps_per_scale": [2, 2], "hidden_channels": [8, 8]},
     "diffusion": {"block_channels": [8, 16], "train_timesteps": 50, "decode_steps": 5},
+    "pixelcnn": {"channels": 4, "layers": 2, "kernel": 3, "head_channels": 8},
+    "rbm": {"hidden": 8, "gibbs_steps": 20, "persistent": False, "cd_k": 1},
+    "pcd": {"hidden": 8, "gibbs_steps": 20, "persistent": True, "chains": 16, "cd_k": 2},
 }
 SHIPPED = ["vae-mnist", "dcgan-mnist", "wgan-gp-mnist", "flow-mnist", "ddpm-mnist", "ae-mnist", "dae-mnist", "ae2d-mnist", "vae2d-mnist",
-           "cvae-mnist"]
+           "cvae-mnist", "rbm-mnist"]
 
 
-FAMILY_OF = {"wgan": "gan", "dae": "autoencoder"}  # tiny configs that are variants of another family
+FAMILY_OF = {"wgan": "gan", "dae": "autoencoder", "pcd": "rbm"}  # tiny configs that are variants of another family
 
 
 def tiny_model(key: str, seed: int = 0):

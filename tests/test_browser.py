@@ -103,7 +103,7 @@ def edit_picked_sample(page) -> None:
 def test_every_tab_loads(page):
     for name, element in [("Sample", "#sample-run"), ("Edit", "#edit-thickness"), ("Interpolate", "#interp-run"),
                           ("Denoise", "#denoise-run"), ("Compare", "#compare-run"),
-                          ("Latent map", "#map-left-path")]:
+                          ("Latent map", "#map-left-path"), ("Playground", "#play-play")]:
         open_tab(page, name)
         page.wait_for_selector(element, state="visible")
 
@@ -245,3 +245,27 @@ def test_compare_shows_every_family(page):
     table = page.inner_text("#compare-table")
     for family in ("vae", "gan", "flow", "diffusion"):
         assert f"\t{family}\t" in table or f" {family} " in table, table
+
+
+def playground_step(page) -> int:
+    text = page.inner_text("#play-caption")
+    return int(text.split("step ")[1].split()[0]) if "step " in text else -1
+
+
+def test_the_playground_plays_pauses_and_steps(page):
+    open_tab(page, "Playground")
+    page.wait_for_function("document.querySelector('#play-caption').innerText.includes('step 0')")
+    first = image_src(page, "#play-plane")
+    page.click("#play-play")
+    page.wait_for_function("document.querySelector('#play-caption').innerText.match(/step (\\d+)/)?.[1] > 100")
+    assert image_src(page, "#play-plane") != first  # the points moved
+    page.click("#play-pause")
+    page.wait_for_timeout(1500)  # let the last streamed frame arrive
+    paused = playground_step(page)
+    page.wait_for_timeout(1500)
+    assert playground_step(page) == paused  # nothing trains while paused
+    page.click("#play-step")
+    page.wait_for_function(f"document.querySelector('#play-caption').innerText.includes('step {paused + 10} ')")
+    assert "modes covered" in page.inner_text("#play-caption")
+    page.locator("#play-family").get_by_text("flow", exact=True).click()  # another family starts a fresh run
+    page.wait_for_function("document.querySelector('#play-caption').innerText.includes('step 0')")

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 from explorer.checkpoint import save_checkpoint
+from explorer.data import load_mnist, to_tensor
 from explorer.evaluate import main as evaluate
 
 from conftest import tiny_model
@@ -20,3 +21,15 @@ def test_evaluate_reports_and_records_figures(tmp_path, capsys):
     assert metrics["fid"] == row["fid"] and metrics["real_data_floor_fid"] == floor["fid"] and metrics["samples"] == 60
     table = capsys.readouterr().out
     assert "| real data (train vs held-out) | data |" in table and "tiny-flow" in table
+
+
+def test_rbm_rows_report_free_energies(tmp_path, capsys):
+    model = tiny_model("rbm")
+    folder = save_checkpoint(model, tmp_path / "tiny-rbm", "rbm", {"command": "test"})
+    _, row = evaluate([str(folder), "--samples", "20"])
+    assert "heldout_bits_per_dim" not in row  # no likelihood without the partition function
+    figures = [row["free_energy_heldout"], row["free_energy_train"], row["free_energy_samples"]]
+    assert all(isinstance(f, float) and f == f for f in figures)
+    expected = float(model.image_free_energy(to_tensor(load_mnist("heldout").images)).mean())
+    assert abs(row["free_energy_heldout"] - expected) < 0.01
+    assert f"{row['free_energy_heldout']:.1f} / {row['free_energy_train']:.1f}" in capsys.readouterr().out

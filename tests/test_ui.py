@@ -282,6 +282,35 @@ def test_forward_process_matches_the_closed_form(models):
         denoise.forward_process(models, "ddpm-mnist", 0, 1000, 0)
 
 
+
+def test_denoising_autoencoder_cleans_a_noisy_digit_best():
+    models = ModelCache("cpu", names=["ae-mnist", "dae-mnist", "flow-mnist"])
+    for digit in (3, 7, 11):
+        clean, noisy, gallery, table = denoise.clean_up(models, None, digit, 0.5, 0)
+        errors = {row.split(" | ")[0].strip("| "): float(row.split(" | ")[2].strip(" |"))
+                  for row in table.splitlines() if row.startswith("| ") and "mnist" in row}
+        noisy_error = float(table.split("input is ")[1].split(" grey")[0])
+        assert len(gallery) == 3 and "closest rebuild: **dae-mnist**" in table
+        assert errors["dae-mnist"] < 0.5 * noisy_error and errors["dae-mnist"] < errors["ae-mnist"]
+        assert abs(errors["flow-mnist"] - noisy_error) < 0.1  # invertible: the noise comes back
+    again = denoise.clean_up(models, None, 7, 0.5, 0)
+    assert np.array_equal(np.asarray(again[1]), np.asarray(denoise.clean_up(models, None, 7, 0.5, 0)[1]))
+
+
+def test_clean_up_takes_an_upload_and_refuses_bad_input(tmp_path):
+    models = ModelCache("cpu", names=["dae-mnist"])
+    path = tmp_path / "digit.png"
+    Image.fromarray((np.asarray(denoise.heldout_digits()[5, 0]) * 255).astype(np.uint8)).save(path)
+    _, _, gallery, table = denoise.clean_up(models, str(path), 0, 0.3, 1)
+    assert table.startswith("your upload") and len(gallery) == 1
+    (tmp_path / "notes.txt").write_text("not an image")
+    for args, message in [((str(tmp_path / "notes.txt"), 0, 0.5, 0), "cannot use this upload"),
+                          ((None, 0, 1.5, 0), "noise"), ((None, 0, float("nan"), 0), "noise"),
+                          ((None, 2000, 0.5, 0), "held-out digit"), ((None, 0, 0.5, -1), "noise seed")]:
+        with pytest.raises(gr.Error, match=message):
+            denoise.clean_up(models, *args)
+
+
 # --- Compare --------------------------------------------------------------------------------------------------
 
 def test_compare_streams_every_model(models):
@@ -291,6 +320,54 @@ def test_compare_streams_every_model(models):
     assert all(f"| {name} |" in table for name in models.names)
     with pytest.raises(gr.Error, match="seed"):
         next(compare.compare(models, -1))
+
+
+
+# --- families whose latent is sampling noise (PixelCNN, RBM) ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def noise_latent_models(tmp_path_factory):
+    """Tiny untrained PixelCNN and RBM checkpoints beside the shipped VAE: the handlers do not need good models."""
+    from explorer.checkpoint import save_checkpoint
+    from conftest import tiny_model
+
+    folder = tmp_path_factory.mktemp("noise-latent")
+    names = [str(save_checkpoint(tiny_model(key), folder / key, tiny_model(key).family, {"command": "test"}))
+             for key in ("pixelcnn", "rbm")]
+    return ModelCache("cpu", names=["vae-mnist", *names]), names
+
+
+def test_noise_latents_are_sampled_but_not_edited_or_interpolated(noise_latent_models):
+    models, names = noise_latent_models
+    for name in names:
+        gallery, _, _, grid = sample.sample_grid(models, name, 4, 1.0, 3)
+        assert len(gallery) == 3
+        pick, _ = sample.pick_sample(models, grid, 1)
+        for call in (lambda: edit.open_pick(models, pick),
+                     lambda: edit.move(models, pick, edit.fresh_settings(), "thickness", 1.0),
+                     lambda: interpolate.interpolate(models, pick, pick, "slerp", 4),
+                     lambda: interpolate.endpoints_from_seeds(models, name, 1, 2),
+                     lambda: edit.api_edit_attributes(models, name, 0, 0, {"thickness": 1.0}, [])):
+            with pytest.raises(gr.Error, match="sampling noise"):
+                call()
+    assert models.names_where("smooth_latent") == ["vae-mnist"]
+
+
+def test_denoise_shows_pixelcnn_rows_and_the_rbm_chain(noise_latent_models):
+    models, (pixelcnn, rbm) = noise_latent_models
+    rows = list(denoise.run_steps(models, pixelcnn, 0, "ddim", 3, 0.0))  # sampler options do not apply
+    assert len(rows[-1][3]) == 28 and "row 28 of 28" in rows[-1][2]
+    chain = list(denoise.run_steps(models, rbm, 0, "ddim", 3, 0.0))
+    frames = chain[-1][3]
+    assert len(frames) > 5 and "Gibbs step 20" in frames[-1]["text"] and "free energy" in frames[-1]["text"]
+    decoded = models.get(rbm).decode(models.get(rbm).sample_latent(1, seed=0))
+    assert np.array_equal(chain[-2][0], edit.to_image(decoded, 8))  # the last frame is the decoded sample
+
+
+def test_compare_includes_noise_latent_families(noise_latent_models):
+    models, names = noise_latent_models
+    table = list(compare.compare(models, 0))[-1][-1]
+    assert all(f"| {name} |" in table for name in names)
 
 
 def test_app_builds_and_no_event_outputs_a_layout_block(models):

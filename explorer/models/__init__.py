@@ -12,6 +12,8 @@ FAMILIES = {
     "gan": "explorer.models.gan:GAN",
     "flow": "explorer.models.flow:Flow",
     "diffusion": "explorer.models.diffusion:Diffusion",
+    "pixelcnn": "explorer.models.pixelcnn:PixelCNN",
+    "rbm": "explorer.models.rbm:RBM",
     "classifier": "explorer.models.classifier:Classifier",
 }
 

@@ -21,6 +21,12 @@ from ..base import LatentModel
 from .vae import conv_decoder, conv_encoder
 
 
+def add_pixel_noise(x: torch.Tensor, std: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """x + std * N(0, I), clipped to [0, 1]: the corruption the denoising autoencoder is trained to undo."""
+    noise = torch.randn(x.shape, generator=generator).to(x)
+    return (x + std * noise).clamp(0, 1)
+
+
 @dataclass
 class AutoencoderConfig:
     variant: str = "ae"
@@ -60,8 +66,7 @@ class Autoencoder(LatentModel):
 
     def corrupt(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """The denoising autoencoder's input: additive Gaussian noise (Vincent et al. 2010, Sec. 4.1), clipped."""
-        noise = torch.randn(x.shape, generator=generator).to(x)
-        return (x + self.config.noise_std * noise).clamp(0, 1)
+        return add_pixel_noise(x, self.config.noise_std, generator)
 
     def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         source = self.corrupt(x) if self.config.noise_std > 0 else x  # 1. corrupt (denoising only)

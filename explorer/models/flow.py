@@ -29,6 +29,7 @@ class FlowConfig:
     logit_alpha: float = 1e-6  # logit(alpha + (1 - 2 alpha) y): alpha as for MNIST in Papamakarios et al. 2017
     sample_temperature: float = 1.0  # Glow shows samples at 0.7; here FID at 0.7 / 0.8 / 1.0 was 25.8x / 25.1x / 24.6x the floor
     grad_clip: float = 50.0  # flows have large early gradients; clip only the outliers
+    ema_decay: float = 0.0  # > 0 ships a Polyak average of the weights (train.EMA)
 
     def __post_init__(self) -> None:
         self.steps_per_scale = tuple(self.steps_per_scale)

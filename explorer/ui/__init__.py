@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import compare, denoise, edit, interpolate, latent_map, sample
+from . import compare, denoise, edit, interpolate, latent_map, playground, sample
+from ..models import FAMILIES
 from .models import ModelCache
 
 TITLE = "Latent Explorer"
@@ -24,14 +25,24 @@ FRONTEND_HEAD = """<script>
   };
 })();
 </script>"""
+FAMILY_NAMES = {"vae": "VAE", "autoencoder": "autoencoder", "cvae": "conditional VAE", "gan": "GAN",
+                "flow": "normalizing-flow", "diffusion": "diffusion", "pixelcnn": "PixelCNN", "rbm": "RBM"}
+
+
+def header(models: ModelCache) -> str:
+    """The line under the title, naming the families of the checkpoints actually served."""
+    served = [FAMILY_NAMES.get(f, f) for f in FAMILIES if f in set(models.families.values())]
+    families = " and ".join([", ".join(served[:-1]), served[-1]] if len(served) > 1 else served)
+    return (f"Sample, edit, interpolate, map and watch {families} models of handwritten digits, all trained on the "
+            "same 12,000 MNIST digits; and train small ones live on points in the plane.")
+
+
 SHOW_TAB = "() => document.querySelector('#tab-{tab}-button')?.click()"
 
 
 def build_app(models: ModelCache) -> gr.Blocks:
     with gr.Blocks(title=TITLE) as app:
-        gr.Markdown(f"# {TITLE}\nSample, edit, interpolate, map and watch autoencoder, VAE, conditional VAE, GAN, "
-                    "normalizing-flow and diffusion models of handwritten digits, all trained on the same 12,000 "
-                    "MNIST digits.")
+        gr.Markdown(f"# {TITLE}\n{header(models)}")
         picked, end_a, end_b = gr.State(None), gr.State(None), gr.State(None)
         with gr.Tabs():
             with gr.Tab("Sample", id="sample", elem_id="tab-sample"):
@@ -46,12 +57,14 @@ def build_app(models: ModelCache) -> gr.Blocks:
                 compare.build(models)
             with gr.Tab("Latent map", id="latent-map", elem_id="tab-latent-map") as map_tab:
                 map_parts = latent_map.build(models)
+            with gr.Tab("Playground", id="playground", elem_id="tab-playground") as playground_tab:
+                playground_parts = playground.build()
 
         fn, inputs, outputs = edit_parts["open"]
         # The tab switch runs in the browser: a gr.Tabs output would make Gradio's front end snapshot every
         # component inside the tabs on every later event (its loading-status pass walks an output's children),
         # which tripled the time from a slider move to the new image.
-        sample_parts["to_edit"].click(fn, inputs, outputs, api_visibility="private").then(
+        sample_parts["to_edit"].click(fn, inputs, outputs, api_visibility="private").success(
             None, None, None, js=SHOW_TAB.format(tab="edit"), api_visibility="private")
         refresh, r_in, r_out = interp_parts["refresh"]
         for button, state in ((sample_parts["to_a"], end_a), (sample_parts["to_b"], end_b)):
@@ -63,6 +76,8 @@ def build_app(models: ModelCache) -> gr.Blocks:
         app.load(fn, inputs, outputs, api_visibility="private")
         for fn, inputs, outputs in map_parts["load"]:  # drawn when first opened: encoding 2,000 digits is not free
             map_tab.select(fn, inputs, outputs, api_visibility="private")
+        fn, inputs, outputs = playground_parts["load"]  # a run of one's own only for those who open the tab
+        playground_tab.select(fn, inputs, outputs, api_visibility="private")
 
         # stateless JSON endpoints for gradio_client (the UI's own events keep per-user state)
         def decode(model: str, latent: list[float]) -> list[list[int]]:

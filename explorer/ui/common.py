@@ -21,7 +21,7 @@ from ..data import to_uint8
 from .models import ModelCache
 
 __all__ = ["MAX_SEED", "check_int", "check_float", "check_choice", "to_image", "labelled_strip", "make_pick",
-           "picked_latent", "model_or_error", "image_rows"]
+           "picked_latent", "model_or_error", "smooth_or_error", "image_rows"]
 
 
 def check_int(value, name: str, low: int, high: int) -> int:
@@ -91,11 +91,23 @@ def make_pick(model_name: str, latent: torch.Tensor, label: str) -> dict:
     return {"model": model_name, "latent": latent.detach().cpu().reshape(-1).tolist(), "label": label}
 
 
-def picked_latent(models: ModelCache, pick, what: str = "a picked sample") -> tuple[LatentModel, torch.Tensor]:
-    """The model and latent a state holds, checked: shape, finiteness, and that the model exists."""
+def smooth_or_error(models: ModelCache, name) -> LatentModel:
+    """The model, if moving its latent a little moves its image a little; else a message saying why not."""
+    model = model_or_error(models, name)
+    if not model.smooth_latent:
+        raise gr.Error(f"{name} ({model.family}) cannot be edited or interpolated: its latent is sampling noise, "
+                       "and a small change to it gives an unrelated image. Models that can: "
+                       f"{', '.join(models.names_where('smooth_latent'))}")
+    return model
+
+
+def picked_latent(models: ModelCache, pick, what: str = "a picked sample",
+                  smooth: bool = False) -> tuple[LatentModel, torch.Tensor]:
+    """The model and latent a state holds, checked: shape, finiteness, that the model exists and (with
+    `smooth`, for edits and paths) that its latent space is one where nearby means similar."""
     if not isinstance(pick, dict) or "model" not in pick or "latent" not in pick:
         raise gr.Error(f"no {what} yet: pick one on the Sample tab first")
-    model = model_or_error(models, pick["model"])
+    model = (smooth_or_error if smooth else model_or_error)(models, pick["model"])
     try:
         latent = torch.tensor(np.asarray(pick["latent"], dtype=np.float32))
     except (TypeError, ValueError) as error:

@@ -15,7 +15,8 @@ import torch
 
 from ..attributes import ATTRIBUTES, SLIDERS, UNITS, edit, morphometrics
 from ..data import DataError, open_image, prepare_digit
-from .common import check_choice, check_float, check_int, image_rows, make_pick, model_or_error, picked_latent, to_image
+from .common import (check_choice, check_float, check_int, image_rows, make_pick, model_or_error, picked_latent,
+                     smooth_or_error, to_image)
 from .models import ModelCache
 from .sample import pick_sample
 
@@ -78,7 +79,7 @@ def apply_control(settings, control, value) -> dict:
 def edited_latent(models: ModelCache, pick, settings) -> tuple:
     """(model, edited z, picked z). A locked trait keeps the amount its slider had; every other edit,
     principal directions included, is projected off the locked directions."""
-    model, z = picked_latent(models, pick)
+    model, z = picked_latent(models, pick, smooth=True)
     settings = check_settings(settings)
     directions = models.attributes(pick["model"])
     target = f"digit {check_int(settings['target'], 'target digit', 0, 9)}"
@@ -139,7 +140,7 @@ def readout_table(models: ModelCache, pick, settings, probs, now: dict):
 
 def open_pick(models: ModelCache, pick):
     """Show the picked latent unedited; reset every control; label the principal sliders by what they move."""
-    model, z = picked_latent(models, pick)
+    model, z = picked_latent(models, pick, smooth=True)
     image = models.decode(pick["model"], z)
     probs, figures = measured(models, image)
     settings = fresh_settings(int(probs.argmax()), figures)
@@ -227,7 +228,7 @@ def api_edit_attributes(models: ModelCache, model: str, seed: int, index: int, a
     """Sample `index` of the grid (as for /edit) moved along named attributes: `amounts` maps thickness,
     slant, width, height (or "digit 0".."digit 9") to numbers in [-3, 3], in standard deviations of that
     attribute; `lock` lists attributes to hold still. Returns the 28x28 image as rows of 0-255 values."""
-    model_obj = model_or_error(models, model)
+    model_obj = smooth_or_error(models, model)
     if not isinstance(amounts, dict) or len(amounts) > 14:
         raise gr.Error(f"amounts must map attribute names to numbers, got {amounts!r:.80}")
     if not isinstance(lock, (list, tuple)) or len(lock) > 14 or not all(isinstance(n, str) for n in lock):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..latent import path
-from .common import MAX_SEED, check_choice, check_int, export_frames, make_pick, model_or_error, picked_latent
+from .common import MAX_SEED, check_choice, check_int, export_frames, make_pick, picked_latent, smooth_or_error
 from .models import ModelCache
 
 MAX_FRAMES = 64
@@ -19,7 +19,7 @@ EXPLANATION = (
 
 
 def endpoints_from_seeds(models: ModelCache, name, seed_a, seed_b):
-    model = model_or_error(models, name)
+    model = smooth_or_error(models, name)
     seed_a, seed_b = check_int(seed_a, "seed A", 0, MAX_SEED), check_int(seed_b, "seed B", 0, MAX_SEED)
     t = model.default_temperature
     return (make_pick(name, model.sample_latent(1, seed=seed_a, temperature=t)[0], f"{name} seed {seed_a}"),
@@ -28,8 +28,8 @@ def endpoints_from_seeds(models: ModelCache, name, seed_a, seed_b):
 
 def interpolate(models: ModelCache, a, b, mode, frames):
     """-> (labelled strip, GIF path, PNG path, caption)."""
-    model, z_a = picked_latent(models, a, "endpoint A")
-    model_b, z_b = picked_latent(models, b, "endpoint B")
+    model, z_a = picked_latent(models, a, "endpoint A", smooth=True)
+    model_b, z_b = picked_latent(models, b, "endpoint B", smooth=True)
     if a["model"] != b["model"]:
         raise gr.Error(f"A comes from {a['model']} and B from {b['model']}: pick both ends from one model")
     mode = check_choice(mode, "path", ("slerp", "lerp"))
@@ -49,7 +49,8 @@ def build(models: ModelCache, a: gr.State, b: gr.State):
         shown_a = gr.Markdown(describe(None, "A"), elem_id="interp-a")
         shown_b = gr.Markdown(describe(None, "B"), elem_id="interp-b")
     with gr.Row():
-        model = gr.Dropdown(models.names, value=models.names[0] if models.names else None, label="model (for seeds)")
+        smooth = models.names_where("smooth_latent")
+        model = gr.Dropdown(smooth, value=smooth[0] if smooth else None, label="model (for seeds)")
         seed_a = gr.Number(value=1, precision=0, minimum=0, maximum=MAX_SEED, label="seed A")
         seed_b = gr.Number(value=2, precision=0, minimum=0, maximum=MAX_SEED, label="seed B")
         use_seeds = gr.Button("Use these seeds as A and B", elem_id="interp-use-seeds")

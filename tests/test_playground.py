@@ -1,0 +1,145 @@
+"""The 2-D playground: toy data, the three small families, mode collapse against the Wasserstein cure, and the
+tab's handlers on good and bad input."""
+
+from __future__ import annotations
+
+import math
+
+import gradio as gr
+import numpy as np
+import pytest
+import torch
+
+from explorer.playground import (DATASETS, VIEW, Coupling, Playground, Settings, ToyFlow, mode_centres, mode_shares,
+                                 points_from_drawing, toy_data)
+from explorer.ui import playground as tab
+
+torch.set_num_threads(1)
+
+
+@pytest.mark.parametrize("dataset", [d for d in DATASETS if d != "your drawing"])
+def test_toy_data_is_seeded_and_in_view(dataset):
+    a = toy_data(dataset, 500, torch.Generator().manual_seed(0))
+    b = toy_data(dataset, 500, torch.Generator().manual_seed(0))
+    assert a.shape == (500, 2) and torch.equal(a, b) and a.abs().max() < VIEW
+    centres = mode_centres(dataset)
+    if centres is not None:  # every mode holds its share of the points
+        shares = mode_shares(a, centres)
+        assert np.all(np.abs(shares - 1 / len(centres)) < 0.08) and shares.sum() > 0.99
+
+
+def test_a_drawing_becomes_points_where_the_ink_is():
+    canvas = np.full((360, 360, 3), 255, np.uint8)
+    canvas[40:60, 300:320] = 0  # a dab near the top right
+    points = points_from_drawing(canvas)
+    assert len(points) == 400 and (points[:, 0] > 3.5).all() and (points[:, 1] > 3.5).all()
+    layer = np.zeros((360, 360, 4), np.uint8)
+    layer[300:320, 40:60] = (0, 0, 0, 255)  # an opaque stroke on a transparent layer, bottom left
+    assert (points_from_drawing(layer) < -3.5).all()
+    with pytest.raises(ValueError, match="empty"):
+        points_from_drawing(np.full((360, 360, 3), 255, np.uint8))
+    run = Playground(Settings("flow", "your drawing"), drawn=points)
+    assert (run.data(100).numpy() > 3.4).all()
+
+
+def test_cross_entropy_gan_collapses_and_wasserstein_covers_both_modes():
+    """Seed 2, two modes 8 apart: the cross-entropy GAN puts (nearly) every point on one mode and keeps it there;
+    with the Wasserstein loss and the same seed both modes get a fair share."""
+    centres = mode_centres("two separated modes")
+    collapsed = Playground(Settings("GAN", "two separated modes", "cross-entropy", seed=2))
+    collapsed.train(400)
+    shares = mode_shares(collapsed.generated(), centres)
+    assert shares.max() > 0.95 and shares.min() < 0.02, shares
+    collapsed.train(400)
+    assert mode_shares(collapsed.generated(), centres).min() < 0.02  # it does not find the other mode later
+    covered = Playground(Settings("GAN", "two separated modes", "Wasserstein (gradient penalty)", seed=2))
+    covered.train(300)
+    shares = mode_shares(covered.generated(), centres)
+    assert shares.min() > 0.3, shares
+
+
+def test_flow_coupling_inverts_and_its_log_determinant_matches_autograd():
+    torch.manual_seed(0)
+    coupling = Coupling(keep=1)
+    x = torch.randn(5, 2, dtype=torch.float64)
+    coupling.double()
+    y, log_det = coupling(x)
+    torch.testing.assert_close(coupling.inverse(y), x)
+    for row in range(5):
+        jacobian = torch.autograd.functional.jacobian(lambda p: coupling(p.unsqueeze(0))[0][0], x[row])
+        torch.testing.assert_close(log_det[row], torch.linalg.slogdet(jacobian)[1])
+
+
+def test_flow_density_integrates_to_one_over_the_plane():
+    torch.manual_seed(0)
+    flow = ToyFlow()
+    with torch.no_grad():
+        side = torch.linspace(-3 * VIEW, 3 * VIEW, 600)
+        grid = torch.stack(torch.meshgrid(side, side, indexing="xy"), -1).reshape(-1, 2)
+        mass = flow.log_density(grid).exp().sum() * (side[1] - side[0]) ** 2
+    assert abs(float(mass) - 1) < 0.01
+
+
+@pytest.mark.parametrize("family, dataset", [("flow", "ring of eight Gaussians"), ("diffusion", "ring of eight Gaussians")])
+def test_flow_and_diffusion_learn_the_ring(family, dataset):
+    run = Playground(Settings(family, dataset, seed=0))
+    run.train(1200)
+    shares = mode_shares(run.generated(), mode_centres(dataset))
+    assert (shares > 0.04).all() and shares.sum() > 0.6, shares
+    first, last = (np.mean(v[:50]) for v in run.losses.values()), (np.mean(v[-50:]) for v in run.losses.values())
+    assert all(b < a for a, b in zip(first, last))
+
+
+def test_same_settings_same_run():
+    a, b = (Playground(Settings("GAN", "two moons", seed=5)) for _ in range(2))
+    a.train(20)
+    b.train(20)
+    assert torch.equal(a.generated(), b.generated()) and a.losses == b.losses
+
+
+def test_frames_draw_the_plane_losses_and_coverage():
+    run = Playground(Settings("diffusion", "two separated modes", seed=1))
+    run.train(5)
+    plane, losses, caption = run.frame()
+    assert plane.shape == (360, 360, 3) and losses.shape == (200, 360, 3) and plane.dtype == np.uint8
+    assert "step **5**" in caption and "modes covered" in caption and "noise-prediction MSE" in caption
+    assert run.model.paths.shape == (10, 101, 2)  # ten paths x_T ... x_0
+
+
+# --- the tab's handlers ----------------------------------------------------------------------------------------
+
+def test_play_streams_frames_and_continues_the_same_run():
+    frames = tab.play(None, "GAN", "two separated modes", "cross-entropy", 2, None, limit_s=0.5)
+    outputs = list(frames)
+    assert len(outputs) >= 3
+    run = outputs[-1][3]
+    steps = [int(o[2].split("step **")[1].split("**")[0]) for o in outputs]
+    assert steps == sorted(steps) and steps[0] > 0
+    _, _, caption, same = tab.step(run, "GAN", "two separated modes", "cross-entropy", 2.0, None)
+    assert same is run and f"step **{steps[-1] + tab.STEP_UPDATES}**" in caption
+    _, _, caption, other = tab.step(run, "GAN", "two separated modes", "cross-entropy", 3, None)  # new settings
+    assert other is not run and f"step **{tab.STEP_UPDATES}**" in caption
+
+
+@pytest.mark.parametrize("args, message", [
+    (("GAN", "two moons", "cross-entropy", -1, None), "seed"),
+    (("VAE", "two moons", "cross-entropy", 0, None), "model"),
+    (("GAN", "spiral", "cross-entropy", 0, None), "data"),
+    (("GAN", "two moons", "hinge", 0, None), "GAN loss"),
+    (("GAN", "two moons", "cross-entropy", 1.5, None), "whole number"),
+    (("flow", "your drawing", "cross-entropy", 0, None), "draw the points first"),
+    (("flow", "your drawing", "cross-entropy", 0, {"composite": np.full((360, 360, 3), 255, np.uint8)}), "draw the points first"),
+])
+def test_handlers_refuse_bad_arguments(args, message):
+    for handler in (tab.reset, tab.step):
+        with pytest.raises(gr.Error, match=message):
+            handler(None, *args)
+    with pytest.raises(gr.Error, match=message):
+        next(tab.play(None, *args))
+
+
+def test_a_drawing_is_trained_on():
+    canvas = np.full((360, 360, 3), 255, np.uint8)
+    canvas[170:190, 60:300] = 0  # a horizontal bar
+    _, _, caption, run = tab.reset(None, "flow", "your drawing", "cross-entropy", 0, {"composite": canvas})
+    assert run.drawn is not None and abs(run.data(500)[:, 1]).max() < 0.5
