@@ -103,7 +103,7 @@ def test_frames_draw_the_plane_losses_and_coverage():
     plane, losses, caption = run.frame()
     assert plane.shape == (360, 360, 3) and losses.shape == (200, 360, 3) and plane.dtype == np.uint8
     assert "step **5**" in caption and "modes covered" in caption and "noise-prediction MSE" in caption
-    assert run.model.paths.shape == (10, 101, 2)  # ten paths x_T ... x_0
+    assert run.model.paths.shape == (10, 26, 2)  # ten paths x_T ... x_0 over the 25 sampling steps
 
 
 # --- the tab's handlers ----------------------------------------------------------------------------------------

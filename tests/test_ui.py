@@ -286,11 +286,11 @@ def test_forward_process_matches_the_closed_form(models):
 def test_denoising_autoencoder_cleans_a_noisy_digit_best():
     models = ModelCache("cpu", names=["ae-mnist", "dae-mnist", "flow-mnist"])
     for digit in (3, 7, 11):
-        clean, noisy, gallery, table = denoise.clean_up(models, None, digit, 0.5, 0)
+        clean, noisy, strip, table = denoise.clean_up(models, None, digit, 0.5, 0)
         errors = {row.split(" | ")[0].strip("| "): float(row.split(" | ")[2].strip(" |"))
                   for row in table.splitlines() if row.startswith("| ") and "mnist" in row}
         noisy_error = float(table.split("input is ")[1].split(" grey")[0])
-        assert len(gallery) == 3 and "closest rebuild: **dae-mnist**" in table
+        assert strip.width == 3 * (28 * 4 + 4) + 4 and "closest rebuild: **dae-mnist**" in table
         assert errors["dae-mnist"] < 0.5 * noisy_error and errors["dae-mnist"] < errors["ae-mnist"]
         assert abs(errors["flow-mnist"] - noisy_error) < 0.1  # invertible: the noise comes back
     again = denoise.clean_up(models, None, 7, 0.5, 0)
@@ -301,8 +301,8 @@ def test_clean_up_takes_an_upload_and_refuses_bad_input(tmp_path):
     models = ModelCache("cpu", names=["dae-mnist"])
     path = tmp_path / "digit.png"
     Image.fromarray((np.asarray(denoise.heldout_digits()[5, 0]) * 255).astype(np.uint8)).save(path)
-    _, _, gallery, table = denoise.clean_up(models, str(path), 0, 0.3, 1)
-    assert table.startswith("your upload") and len(gallery) == 1
+    _, _, strip, table = denoise.clean_up(models, str(path), 0, 0.3, 1)
+    assert table.startswith("your upload") and strip.width == 28 * 4 + 8
     (tmp_path / "notes.txt").write_text("not an image")
     for args, message in [((str(tmp_path / "notes.txt"), 0, 0.5, 0), "cannot use this upload"),
                           ((None, 0, 1.5, 0), "noise"), ((None, 0, float("nan"), 0), "noise"),

@@ -15,7 +15,7 @@ import torch
 
 from ..data import load_mnist, to_tensor
 from ..models.autoencoder import add_pixel_noise
-from .common import MAX_SEED, check_choice, check_float, check_int, model_or_error, to_image
+from .common import MAX_SEED, check_choice, check_float, check_int, labelled_strip, model_or_error, to_image
 from .edit import digit_from_upload
 from .models import ModelCache
 
@@ -100,7 +100,7 @@ def export_gif(frames):
 
 def clean_up(models: ModelCache, upload, digit, noise, seed):
     """A digit (the upload, else held-out digit number `digit`) with pixel noise added, rebuilt by every model
-    that encodes in one pass: -> (clean, noisy, gallery of (image, caption), table of errors)."""
+    that encodes in one pass: -> (clean, noisy, a strip of the rebuilds labelled with their errors, table)."""
     noise = check_float(noise, "noise", 0.0, 1.0)
     seed = check_int(seed, "noise seed", 0, MAX_SEED)
     if upload is not None:
@@ -110,19 +110,20 @@ def clean_up(models: ModelCache, upload, digit, noise, seed):
         index = check_int(digit, "held-out digit", 0, 1999)
         clean, source = heldout_digits()[index : index + 1], f"held-out digit {index}"
     noisy = add_pixel_noise(clean, noise, torch.Generator().manual_seed(seed))
-    gallery, errors = [], {}
+    rebuilds, errors = [], {}
     for name in models.names_where("encode_is_fast"):
         model = models.get(name)
         rebuilt = model.decode(model.encode(noisy.to(model.device))).cpu()
         errors[name] = float((rebuilt - clean).abs().mean()) * 255  # mean grey levels (of 255) from the clean digit
-        gallery.append((to_image(rebuilt, 4), f"{name}: {errors[name]:.1f}"))
+        rebuilds.append(rebuilt[0])
+    strip = labelled_strip(torch.stack(rebuilds), [f"{n.removesuffix('-mnist')} {e:.0f}" for n, e in errors.items()], 4)
     noisy_error = float((noisy - clean).abs().mean()) * 255
     best = min(errors, key=errors.get) if errors else "-"
     rows = "\n".join(f"| {name} | {models.families[name]} | {error:.1f} |" for name, error in errors.items())
     table = (f"{source}, noise {noise:g}: the noisy input is {noisy_error:.1f} grey levels (of 255) from the clean "
              f"digit on average; closest rebuild: **{best}**.\n\n| model | family | mean error vs clean (of 255) |\n"
              f"|---|---|---|\n{rows}")
-    return to_image(clean, 6), to_image(noisy, 6), gallery, table
+    return to_image(clean, 6), to_image(noisy, 6), strip, table
 
 
 @lru_cache(maxsize=1)
@@ -202,9 +203,9 @@ def build(models: ModelCache):
     with gr.Row():
         c_clean = gr.Image(label="clean", type="pil", height=170, width=170)
         c_noisy = gr.Image(label="noisy input", type="pil", height=170, width=170, elem_id="clean-noisy")
-        c_gallery = gr.Gallery(label="rebuilt by each model (mean error vs clean)", columns=6, height="auto",
-                               allow_preview=False, elem_id="clean-gallery")
+        c_strip = gr.Image(label="rebuilt by each model, with its mean error vs clean (of 255)", type="pil",
+                           elem_id="clean-strip")
     c_table = gr.Markdown(elem_id="clean-table")
     c_run.click(lambda *a: clean_up(models, *a), [c_upload, c_digit, c_noise, c_seed],
-                [c_clean, c_noisy, c_gallery, c_table], api_visibility="private")
+                [c_clean, c_noisy, c_strip, c_table], api_visibility="private")
     return {"load": (lambda *a: forward_process(models, *a), [f_model, digit, t, f_seed], [clean, noisy, f_caption, plot])}
