@@ -347,7 +347,7 @@ def edit(model, z: torch.Tensor, amounts: dict[str, float], lock=(), directions:
        edited latent is decoded, the locked attributes measured, and each one's drift undone along its own
        direction by the secant step drift / measured slope (a Newton step with the calibrated slope).
     5. a locked digit ("digit k") is a decision boundary, not a linear quantity: where the classifier still
-       reads another digit after 4, and the decoder's gradient is cheap, `_hold_digit` walks the latent back
+       reads another digit after 4, `_hold_digit` walks the latent back
        across the boundary by classifier guidance (Dhariwal & Nichol 2021, Sec. 4, here in latent space), each step
        projected off the edited and locked directions so the edit itself stays.
     `extra` is an unnamed move (along principal directions, say), projected off the locked span too."""
@@ -401,7 +401,7 @@ def edit(model, z: torch.Tensor, amounts: dict[str, float], lock=(), directions:
                 correction = (drift / slopes.clamp_min(1e-6)).float().to(z.device) @ vectors[locked]
                 edited = edited - correction.reshape(-1, *model.latent_shape)
     held_digits = [name for name in lock if name in DIGITS]
-    if len(held_digits) == 1 and model.cheap_decode_gradient and bool(delta.abs().max() > 0):  # 5.
+    if len(held_digits) == 1 and bool(delta.abs().max() > 0):  # 5.
         kept_still = [name for name, amount in amounts.items() if amount] + [n for n in lock if n not in DIGITS]
         edited = _hold_digit(model, edited, DIGITS.index(held_digits[0]), directions, kept_still)
     return edited
@@ -423,19 +423,21 @@ def _hold_digit(model, z: torch.Tensor, digit: int, directions: AttributeDirecti
         target = torch.full((len(z),), digit, device=on)
         z = z.detach().clone()
         for _ in range(HOLD_STEPS):
-            moving = z.requires_grad_(True)
-            logits = classifier(model._decode(moving).clamp(0, 1).to(on))  # one pass: the check and the gradient
-            wrong = logits.argmax(1) != target
+            with torch.no_grad():  # the check: what the user will see
+                wrong = (classifier(model.decode(z).to(on)).argmax(1) != target).to(z.device)
             if not bool(wrong.any()):
                 break
-            loss = torch.nn.functional.cross_entropy(logits[wrong], target[wrong], reduction="sum")
+            # the gradient, for the rows that need it, through a decode autograd can follow (the decode itself,
+            # or for diffusion a shorter DDIM stand-in: see gradient_decode)
+            moving = z[wrong].requires_grad_(True)
+            logits = classifier(model.gradient_decode(moving).clamp(0, 1).to(on))
+            loss = torch.nn.functional.cross_entropy(logits, target[: len(moving)], reduction="sum")
             (gradient,) = torch.autograd.grad(loss, moving)
-            gradient = gradient.flatten(1)[wrong.to(z.device)]
+            gradient = gradient.flatten(1)
             gradient = torch.where(torch.isfinite(gradient).all(1, keepdim=True), gradient, 0.0)  # a flow can overflow
             gradient = gradient - (gradient @ basis) @ basis.T
             gradient = gradient / gradient.norm(dim=1, keepdim=True).clamp_min(1e-12)
-            z = moving.detach()
-            z[wrong.to(z.device)] -= length * gradient.reshape(-1, *z.shape[1:])
+            z[wrong] -= length * gradient.reshape(-1, *z.shape[1:])
     return z.detach()
 
 

@@ -76,7 +76,6 @@ class LatentModel(Trainable):
     multi_step: ClassVar[bool] = False  # decode_steps shows a process of several steps worth watching
     has_sampler_options: ClassVar[bool] = False  # decode_steps takes sampler=, steps=, eta=, seed=
     has_forward_process: ClassVar[bool] = False  # q_sample(x0, t, noise) and alphas_cumprod exist (diffusion)
-    cheap_decode_gradient: ClassVar[bool] = True  # backpropagating through _decode costs about one decode
     has_free_energy: ClassVar[bool] = False  # image_free_energy(x) exists (RBM): an unnormalised -log p(x)
     smooth_latent: ClassVar[bool] = True  # nearby latents decode to similar images, so editing, interpolating
     # and mapping latents mean something; False where z is sampling noise (PixelCNN, the RBM's Gibbs chain)
@@ -92,6 +91,11 @@ class LatentModel(Trainable):
 
     def _encode(self, x: torch.Tensor, **options) -> torch.Tensor:
         raise NotImplementedError(f"a {self.family} model has no encoder")
+
+    def gradient_decode(self, z: torch.Tensor) -> torch.Tensor:
+        """A decode autograd can follow, for gradients in latent space (classifier guidance): _decode itself
+        where backpropagating through it costs about one decode, a shorter stand-in where it does not (diffusion)."""
+        return self._decode(z)
 
     def _bits_per_dim(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError(f"a {self.family} model defines no likelihood")

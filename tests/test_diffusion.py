@@ -49,3 +49,13 @@ def test_ddim_inversion_then_decoding_returns_the_digit(digits):
     # measured on the shipped model: 0.039 for these digits against 0.175 for wrong latents; DDIM inversion
     # approximates eps(x_t, t) by eps(x_{t-1}, t), so a few hundredths is what a correct inversion gives
     assert error < 0.06 and error < 0.35 * wrong
+
+
+def test_gradient_decode_is_ddim_written_out_for_autograd():
+    model = tiny_model("diffusion")
+    z = model.sample_latent(3, seed=4)
+    steps = model.config.decode_steps
+    torch.testing.assert_close(model.gradient_decode(z, steps=steps), model.decode(z), atol=1e-5, rtol=0)
+    moving = z.clone().requires_grad_(True)
+    (gradient,) = torch.autograd.grad(model.gradient_decode(moving).sum(), moving)  # default: the shorter stand-in
+    assert gradient.shape == z.shape and torch.isfinite(gradient).all() and gradient.abs().sum() > 0

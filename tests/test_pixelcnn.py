@@ -7,7 +7,10 @@ import math
 
 import torch
 
+from explorer.data import load_mnist, to_tensor
 from explorer.models.pixelcnn import LEVELS, PixelCNN, PixelCNNConfig
+
+from conftest import shipped
 
 
 def small_pixelcnn(seed: int = 0, scale: float = 1.0) -> PixelCNN:
@@ -82,3 +85,17 @@ def test_decode_steps_paint_row_by_row():
         i = step.index
         assert torch.equal(step.image[:, :, : i + 1], final[:, :, : i + 1])  # painted rows are final
         assert not step.image[:, :, i + 1 :].any()  # rows below are still blank
+
+
+def test_shipped_pixelcnn_gives_digits_an_exact_likelihood_without_overfitting():
+    model = shipped("pixelcnn-mnist")
+    heldout = to_tensor(load_mnist("heldout").images[:100])
+    train = to_tensor(load_mnist("train").images[:100])
+    heldout_bpd, train_bpd = model.bits_per_dim(heldout).mean(), model.bits_per_dim(train).mean()
+    # the same pixels in another order: a model of digits, not of grey-level counts, finds them far less likely
+    order = torch.randperm(784, generator=torch.Generator().manual_seed(1))
+    scattered_bpd = model.bits_per_dim(heldout.flatten(1)[:, order].view_as(heldout)).mean()
+    assert heldout_bpd < 1.2 and scattered_bpd > 2 * heldout_bpd
+    assert abs(heldout_bpd - train_bpd) < 0.1  # no sign of memorising the training digits
+    record = model.checkpoint_record["metrics"]
+    assert record["min_class_share"] >= 0.04 and record["confidence"] >= 0.85  # its 1,000 samples, as evaluated

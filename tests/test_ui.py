@@ -379,3 +379,16 @@ def test_app_builds_and_no_event_outputs_a_layout_block(models):
     assert isinstance(app, gr.Blocks)
     layouts = [(fn.name, type(o).__name__) for fn in app.fns.values() for o in fn.outputs if isinstance(o, BlockContext)]
     assert layouts == []
+
+
+def test_every_image_the_app_shows_is_lossless(models):
+    """Gradio's default image format, WebP, is lossy: the pixels people inspect would arrive blurred."""
+    app = build_app(models)
+    shown = {id(o): o for fn in app.fns.values() for o in fn.outputs if isinstance(o, (gr.Image, gr.Gallery))}
+    assert len(shown) >= 15
+    digit = np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)  # noise: nothing to smooth away
+    for component in shown.values():
+        data = component.postprocess([Image.fromarray(digit)] if isinstance(component, gr.Gallery) else Image.fromarray(digit))
+        path = data.root[0].image.path if isinstance(component, gr.Gallery) else data.path
+        with Image.open(path) as sent:
+            assert np.array_equal(np.asarray(sent.convert("L")), digit), (component.label, path)

@@ -28,6 +28,7 @@ class DiffusionConfig:
     train_timesteps: int = 1000  # T = 1000 as in Ho et al. 2020
     beta_schedule: str = "linear"  # beta_1 = 1e-4 .. beta_T = 0.02, Ho et al. 2020 Section 4
     decode_steps: int = 50  # DDIM steps used by decode(): FID barely changes beyond 50 on MNIST
+    gradient_steps: int = 8  # DDIM steps of gradient_decode, the stand-in that classifier guidance differentiates
     ema_decay: float = 0.999  # sample from EMA weights, as Ho et al. do (0.9999 there, over far more steps)
     grad_clip: float = 1.0
 
@@ -44,7 +45,6 @@ class Diffusion(LatentModel):
     multi_step = True
     has_sampler_options = True
     has_forward_process = True
-    cheap_decode_gradient = False  # a DDIM decode is 50 UNet passes: its gradient is too slow for live editing
 
     def __init__(self, config: DiffusionConfig) -> None:
         super().__init__(config)
@@ -135,6 +135,19 @@ class Diffusion(LatentModel):
         for step in self.decode_steps(z, sampler="ddim", steps=self.config.decode_steps):
             pass
         return step.image
+
+    def gradient_decode(self, z: torch.Tensor, steps: int | None = None) -> torch.Tensor:
+        """Deterministic DDIM (eta = 0; Song et al. 2021, Eq. 12, x_0 clipped as the scheduler clips it) in
+        config.gradient_steps steps, written out so autograd can follow it (decode_steps runs in inference
+        mode). Backpropagating 8 steps costs about a third of one 50-step decode; the direction it gives is
+        what classifier guidance needs, and edit() checks every result with the real decode."""
+        steps = self.config.gradient_steps if steps is None else steps
+        x = z
+        for t, abar, abar_prev in self._alpha_pairs(self._scheduler("ddim", steps).timesteps):
+            eps = self.predict_noise(x, t)  # 1. predicted noise
+            x0 = ((x - (1 - abar) ** 0.5 * eps) / abar ** 0.5).clamp(-1, 1)  # 2. predicted x_0
+            x = abar_prev ** 0.5 * x0 + (1 - abar_prev) ** 0.5 * eps  # 3. x_prev, no added noise
+        return ((x + 1) / 2).clamp(0, 1)
 
     def _encode(self, x: torch.Tensor, steps: int | None = None, progress=None) -> torch.Tensor:
         """DDIM inversion: run the deterministic DDIM update backwards, from x_0 to x_T, approximating

@@ -8,7 +8,7 @@ import time
 import gradio as gr
 
 from ..data import image_grid
-from .common import MAX_SEED, check_int
+from .common import MAX_SEED, check_int, image_view
 from .models import ModelCache
 
 N_SAMPLES = 8
@@ -17,7 +17,8 @@ EXPLANATION = (
     "The same seed drawn through every model. Models whose **latents** have the same shape (the flow's z and "
     "diffusion's x_T are both 1x28x28) receive the very same latent. FID is measured on the evaluation "
     "classifier's features against the held-out digits (lower is better; the real-data floor is training "
-    "digits against held-out ones); bits/dim is an exact likelihood for the flow and an **ELBO** bound for the VAE."
+    "digits against held-out ones); bits/dim is an exact likelihood for the flow and PixelCNN and an **ELBO** bound "
+    "for the VAE; an RBM's likelihood needs its partition function, so it has none."
 )
 
 
@@ -54,6 +55,6 @@ def build(models: ModelCache):
     with gr.Row():
         seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="seed")
         run = gr.Button("Compare", variant="primary", elem_id="compare-run")
-    outputs = [gr.Image(label=name, type="pil", elem_id=f"compare-{name}") for name in models.names]
+    outputs = [image_view(label=name, type="pil", elem_id=f"compare-{name}") for name in models.names]
     table = gr.Markdown(elem_id="compare-table")
     run.click(lambda s: (yield from compare(models, s)), seed, [*outputs, table], api_name="compare")

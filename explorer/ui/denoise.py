@@ -15,7 +15,8 @@ import torch
 
 from ..data import load_mnist, to_tensor
 from ..models.autoencoder import add_pixel_noise
-from .common import MAX_SEED, check_choice, check_float, check_int, labelled_strip, model_or_error, to_image
+from .common import (MAX_SEED, check_choice, check_float, check_int, image_view, labelled_strip, model_or_error,
+                     to_image)
 from .edit import digit_from_upload
 from .models import ModelCache
 
@@ -165,8 +166,8 @@ def build(models: ModelCache):
         eta = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="eta (DDIM)")
         run = gr.Button("Run", variant="primary", elem_id="denoise-run")
     with gr.Row():
-        x_t = gr.Image(label="x_t", type="numpy", height=240, width=240, elem_id="denoise-xt")
-        x_0 = gr.Image(label="predicted x_0", type="numpy", height=240, width=240, elem_id="denoise-x0")
+        x_t = image_view(label="x_t", type="numpy", height=240, width=240, elem_id="denoise-xt")
+        x_0 = image_view(label="predicted x_0", type="numpy", height=240, width=240, elem_id="denoise-x0")
     text = gr.Markdown(elem_id="denoise-equation")
     frames = gr.State([])
     scrubber = gr.Slider(0, 1, value=0, step=1, label="scrub through the stored steps", interactive=False, elem_id="denoise-scrub")
@@ -185,8 +186,8 @@ def build(models: ModelCache):
         t = gr.Slider(0, 999, value=250, step=1, label="t")
         f_seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="noise seed")
     with gr.Row():
-        clean = gr.Image(label="x_0", type="pil", height=170, width=170)
-        noisy = gr.Image(label="x_t ~ q(x_t | x_0)", type="pil", height=170, width=170, elem_id="forward-xt")
+        clean = image_view(label="x_0", type="pil", height=170, width=170)
+        noisy = image_view(label="x_t ~ q(x_t | x_0)", type="pil", height=170, width=170, elem_id="forward-xt")
         plot = gr.LinePlot(x="t", y="coefficient", color="series", label="noise schedule", height=220)
     f_caption = gr.Markdown()
     for control in (digit, t, f_seed, f_model):
@@ -201,9 +202,9 @@ def build(models: ModelCache):
         c_seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="noise seed")
         c_run = gr.Button("Add noise and rebuild", variant="primary", elem_id="clean-run")
     with gr.Row():
-        c_clean = gr.Image(label="clean", type="pil", height=170, width=170)
-        c_noisy = gr.Image(label="noisy input", type="pil", height=170, width=170, elem_id="clean-noisy")
-        c_strip = gr.Image(label="rebuilt by each model, with its mean error vs clean (of 255)", type="pil",
+        c_clean = image_view(label="clean", type="pil", height=170, width=170)
+        c_noisy = image_view(label="noisy input", type="pil", height=170, width=170, elem_id="clean-noisy")
+        c_strip = image_view(label="rebuilt by each model, with its mean error vs clean (of 255)", type="pil",
                            elem_id="clean-strip")
     c_table = gr.Markdown(elem_id="clean-table")
     c_run.click(lambda *a: clean_up(models, *a), [c_upload, c_digit, c_noise, c_seed],

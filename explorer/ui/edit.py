@@ -15,7 +15,7 @@ import torch
 
 from ..attributes import ATTRIBUTES, SLIDERS, UNITS, edit, morphometrics
 from ..data import DataError, open_image, prepare_digit
-from .common import (check_choice, check_float, check_int, image_rows, make_pick, model_or_error, picked_latent,
+from .common import (check_choice, check_float, check_int, image_rows, image_view, make_pick, model_or_error, picked_latent,
                      smooth_or_error, to_image)
 from .models import ModelCache
 from .sample import pick_sample
@@ -252,7 +252,7 @@ def build(models: ModelCache, picked: gr.State):
     settings = gr.State(None)
     with gr.Row():
         with gr.Column(scale=1):
-            image = gr.Image(label="edited", type="pil", height=300, width=300, elem_id="edit-image")
+            image = image_view(label="edited", type="pil", height=300, width=300, elem_id="edit-image")
             probs = gr.Label(label="digit the classifier reads", num_top_classes=3, elem_id="edit-probs")
         with gr.Column(scale=2):
             named, locks = [], []
@@ -286,8 +286,8 @@ def build(models: ModelCache, picked: gr.State):
                                   elem_id="edit-sketch")
             encode_sketch = gr.Button("Encode the drawing", variant="primary", elem_id="edit-encode-sketch")
         with gr.Column():
-            seen = gr.Image(label="as the model sees it", type="pil", height=150, width=150, elem_id="edit-seen")
-            rebuilt = gr.Image(label="reconstruction", type="pil", height=150, width=150, elem_id="edit-rebuilt")
+            seen = image_view(label="as the model sees it", type="pil", height=150, width=150, elem_id="edit-seen")
+            rebuilt = image_view(label="reconstruction", type="pil", height=150, width=150, elem_id="edit-rebuilt")
             encoded_caption = gr.Markdown(elem_id="edit-encoded")
 
     controls = [(c, n) for c, n in zip(named, SLIDERS)] + [(digit, "digit"), (target, "target")] + \

@@ -6,7 +6,8 @@ from __future__ import annotations
 import gradio as gr
 
 from ..latent import path
-from .common import MAX_SEED, check_choice, check_int, export_frames, make_pick, picked_latent, smooth_or_error
+from .common import (MAX_SEED, check_choice, check_int, export_frames, image_view, make_pick, picked_latent,
+                     smooth_or_error)
 from .models import ModelCache
 
 MAX_FRAMES = 64
@@ -59,7 +60,7 @@ def build(models: ModelCache, a: gr.State, b: gr.State):
         frames = gr.Slider(2, 24, value=10, step=1, label="frames")
         run = gr.Button("Interpolate", variant="primary", elem_id="interp-run")
     caption = gr.Markdown()
-    strip = gr.Image(label="frames (classifier's reading under each)", type="pil", elem_id="interp-strip")
+    strip = image_view(label="frames (classifier's reading under each)", type="pil", elem_id="interp-strip")
     with gr.Row():
         gif = gr.File(label="animated GIF", elem_id="interp-gif")
         png = gr.File(label="PNG strip", elem_id="interp-png")

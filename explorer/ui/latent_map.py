@@ -14,7 +14,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from ..latent import LatentMap
-from .common import check_int, export_frames, model_or_error, to_image
+from .common import check_int, export_frames, image_view, model_or_error, to_image
 from .models import ModelCache
 
 MAP_SIZE = 420      # pixels of the square plot
@@ -155,16 +155,16 @@ def panel(models: ModelCache, side: str, default):
     with gr.Column():
         name = gr.Dropdown(mappable(models), value=default, label="model", elem_id=f"map-{side}-model")
         caption = gr.Markdown(elem_id=f"map-{side}-caption")
-        plot = gr.Image(type="pil", label="click to decode; clicks make a path", interactive=False,
+        plot = image_view(type="pil", label="click to decode; clicks make a path", interactive=False,
                         height=MAP_SIZE + 24, width=MAP_SIZE, elem_id=f"map-{side}")
         with gr.Row():
-            decoded = gr.Image(type="pil", label="decoded at the click", height=168, width=168, elem_id=f"map-{side}-decoded")
+            decoded = image_view(type="pil", label="decoded at the click", height=168, width=168, elem_id=f"map-{side}-decoded")
             with gr.Column():
                 frames = gr.Slider(2, 24, value=10, step=1, label="frames along the path")
                 make = gr.Button("Path to strip and GIF", elem_id=f"map-{side}-path")
                 clear = gr.Button("Clear the path", elem_id=f"map-{side}-clear")
                 export = gr.Button("Export coordinates (CSV)", elem_id=f"map-{side}-export")
-        strip = gr.Image(type="pil", label="along the path", elem_id=f"map-{side}-strip")
+        strip = image_view(type="pil", label="along the path", elem_id=f"map-{side}-strip")
         with gr.Row():
             gif = gr.File(label="GIF", elem_id=f"map-{side}-gif")
             png = gr.File(label="PNG strip", elem_id=f"map-{side}-png")

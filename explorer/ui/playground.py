@@ -10,7 +10,7 @@ import gradio as gr
 import numpy as np
 
 from ..playground import DATASETS, FAMILIES, GAN_LOSSES, Playground, Settings, points_from_drawing, preload_diffusers
-from .common import MAX_SEED, check_choice, check_int
+from .common import MAX_SEED, check_choice, check_int, image_view
 
 FRAME_SECONDS = 0.085  # one frame's training and drawing together: about 12 frames a second
 MIN_TRAIN_SECONDS = 0.01  # at least one update between frames, however slow the drawing
@@ -109,8 +109,8 @@ def build():
         reset_button = gr.Button("Reset", elem_id="play-reset")
     caption = gr.Markdown(elem_id="play-caption")
     with gr.Row():
-        plane = gr.Image(label="the plane", type="numpy", height=360, width=360, elem_id="play-plane")
-        losses = gr.Image(label="losses", type="numpy", height=200, width=360, elem_id="play-losses")
+        plane = image_view(label="the plane", type="numpy", height=360, width=360, elem_id="play-plane")
+        losses = image_view(label="losses", type="numpy", height=200, width=360, elem_id="play-losses")
     with gr.Accordion("Draw your own points (choose \"your drawing\" as the data)", open=False):
         drawing = gr.Sketchpad(label="draw where the points should be", type="numpy", canvas_size=(360, 360),
                                fixed_canvas=True, layers=False, transforms=(),

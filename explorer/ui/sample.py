@@ -82,7 +82,7 @@ def build(models: ModelCache, picked: gr.State):
         run = gr.Button("Sample", variant="primary", elem_id="sample-run")
         reseed = gr.Button("New seed", elem_id="sample-new-seed")
     caption = gr.Markdown(elem_id="sample-caption")
-    gallery = gr.Gallery(label="samples (click to pick)", columns=8, height="auto", allow_preview=False, elem_id="sample-gallery")
+    gallery = gr.Gallery(label="samples (click to pick)", format="png", columns=8, height="auto", allow_preview=False, elem_id="sample-gallery")
     grid = gr.State(None)
     status = gr.Markdown(elem_id="sample-picked")
     with gr.Row():
