@@ -175,10 +175,14 @@ def panel(models: ModelCache, side: str, default):
         index = event.index if isinstance(event.index, (list, tuple)) and len(event.index) == 2 else (None, None)
         return click(models, model_name, current, *index)
 
-    name.change(lambda n: show_map(models, n), name, [plot, caption, path], api_visibility="private")
-    plot.select(on_select, [name, path], [plot, decoded, path], api_visibility="private")
-    make.click(lambda n, p, f: path_frames(models, n, p, f), [name, path, frames], [strip, gif, png], api_visibility="private")
-    clear.click(lambda n: show_map(models, n), name, [plot, caption, path], api_visibility="private")
+    # Every event that reads or writes this side's path runs in one queue, in the order made: a "Path" pressed
+    # right after a click waited for nothing and drew the path without its last point (under load, none at
+    # all). Clicks use trigger mode "multiple": the default drops a click made while the last still decodes.
+    in_order = dict(concurrency_id=f"map-{side}", concurrency_limit=1, api_visibility="private")
+    name.change(lambda n: show_map(models, n), name, [plot, caption, path], **in_order)
+    plot.select(on_select, [name, path], [plot, decoded, path], trigger_mode="multiple", **in_order)
+    make.click(lambda n, p, f: path_frames(models, n, p, f), [name, path, frames], [strip, gif, png], **in_order)
+    clear.click(lambda n: show_map(models, n), name, [plot, caption, path], **in_order)
     export.click(lambda n: export_csv(models, n), name, table, api_visibility="private")
     return name, (lambda n: show_map(models, n), name, [plot, caption, path])
 
