@@ -61,7 +61,9 @@ def main() -> None:
             page.screenshot(path=OUT / "denoise.png", full_page=True)
             page.get_by_role("tab", name="Compare").click()
             page.click("#compare-run")
-            page.wait_for_function("document.querySelectorAll('#compare-table tbody tr').length >= 5")
+            # the table fills in as each model is drawn: wait for the last one (PixelCNN and the RBM take seconds)
+            page.wait_for_function("document.querySelector('#compare-table').innerText.includes('rbm-mnist')", timeout=300_000)
+            page.wait_for_timeout(1000)
             page.screenshot(path=OUT / "compare.png", full_page=True)
             page.get_by_role("tab", name="Latent map").click()
             for side in ("left", "right"):
