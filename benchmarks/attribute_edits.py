@@ -36,35 +36,44 @@ def spearman_rows(values: np.ndarray) -> np.ndarray:
     return (a @ b) / np.sqrt((a**2).sum(1) * (b**2).sum()).clip(1e-12)
 
 
+def setup(name: str, latents: int, seed: int):
+    """(model, its attribute directions, the latents every edit starts from)."""
+    model = load_model(name, "cpu")
+    return model, directions_for(model), model.sample_latent(latents, seed=seed, temperature=model.default_temperature)
+
+
+def edited_measures(model, z, attribute: str, amount: float, directions) -> tuple[dict, dict]:
+    """The measures of z edited by `amount` of `attribute`: plain, and with "keep the digit"."""
+    plain = measure(model.decode(edit(model, z, {attribute: amount}, directions=directions)))
+    kept = measure(model.decode(edit(model, z, {attribute: amount}, lock=("digit",), directions=directions)))
+    return plain, kept
+
+
 @torch.inference_mode()
 def same_digit_only(name: str, latents: int, seed: int) -> dict:
     """Only the digit columns, at -1 and +1: for diffusion, where every decode is 50 UNet passes and the
     full table takes hours on this CPU."""
-    model = load_model(name, "cpu")
-    directions = directions_for(model)
-    z = model.sample_latent(latents, seed=seed, temperature=model.default_temperature)
+    model, directions, z = setup(name, latents, seed)
     base = measure(model.decode(z))["digit"]
     plain, kept = [], []
     for attribute in EDITED:
         for amount in (-1.0, 1.0):
-            plain.append(measure(model.decode(edit(model, z, {attribute: amount}, directions=directions)))["digit"] == base)
-            kept.append(measure(model.decode(edit(model, z, {attribute: amount}, lock=("digit",), directions=directions)))["digit"] == base)
+            figures, figures_kept = edited_measures(model, z, attribute, amount, directions)
+            plain.append(figures["digit"] == base)
+            kept.append(figures_kept["digit"] == base)
     return {"model": name, "same digit": float(np.mean(plain)), "same digit, kept": float(np.mean(kept))}
 
 
 @torch.inference_mode()
 def evaluate(name: str, latents: int, seed: int) -> dict:
-    model = load_model(name, "cpu")
-    directions = directions_for(model)
-    z = model.sample_latent(latents, seed=seed, temperature=model.default_temperature)
+    model, directions, z = setup(name, latents, seed)
     row = {"model": name}
     base = measure(model.decode(z))
     same_digit, same_digit_kept, spearman_kept = [], [], []
     for attribute in EDITED:
         measured, measured_kept = [], []
         for amount in AMOUNTS:
-            figures = measure(model.decode(edit(model, z, {attribute: amount}, directions=directions)))
-            kept = measure(model.decode(edit(model, z, {attribute: amount}, lock=("digit",), directions=directions)))
+            figures, kept = edited_measures(model, z, attribute, amount, directions)
             measured.append(figures[attribute])
             measured_kept.append(kept[attribute])
             if amount in (-1.0, 1.0):
