@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from explorer.ui import FRONTEND_HEAD, build_app
+from explorer.ui import FRONTEND_CSS, FRONTEND_HEAD, build_app
 from explorer.ui.models import ModelCache
 
 
@@ -17,7 +17,7 @@ def main() -> None:
     args = parser.parse_args()
     app = build_app(ModelCache(args.device))
     app.queue(default_concurrency_limit=4).launch(server_name=args.host, server_port=args.port, share=args.share,
-                                                    head=FRONTEND_HEAD)
+                                                    head=FRONTEND_HEAD, css=FRONTEND_CSS)
 
 
 if __name__ == "__main__":

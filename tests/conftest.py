@@ -16,6 +16,7 @@ TINY_CONFIGS = {
     "cvae": {"latent_dim": 3, "channels": [4, 8], "hidden": 16},
     "gan": {"latent_dim": 8, "g_channels": 8, "d_channels": 4, "inversion_steps": 5, "inversion_starts": 2},
     "wgan": {"loss": "wgan-gp", "n_critic": 2, "latent_dim": 8, "g_channels": 8, "d_channels": 4},
+    "sngan": {"latent_dim": 8, "g_channels": 8, "d_channels": 4, "spectral_norm": True, "g_lr_scale": 0.5, "d_lr_scale": 2.0},
     "flow": {"steps_per_scale": [2, 2], "hidden_channels": [8, 8]},
     "diffusion": {"block_channels": [8, 16], "train_timesteps": 50, "decode_steps": 5},
     "pixelcnn": {"channels": 4, "layers": 2, "kernel": 3, "head_channels": 8},
@@ -26,7 +27,7 @@ SHIPPED = ["vae-mnist", "dcgan-mnist", "wgan-gp-mnist", "flow-mnist", "ddpm-mnis
            "cvae-mnist", "rbm-mnist", "pixelcnn-mnist"]
 
 
-FAMILY_OF = {"wgan": "gan", "dae": "autoencoder", "pcd": "rbm"}  # tiny configs that are variants of another family
+FAMILY_OF = {"wgan": "gan", "sngan": "gan", "dae": "autoencoder", "pcd": "rbm"}  # tiny configs that are variants of another family
 
 
 def tiny_model(key: str, seed: int = 0):

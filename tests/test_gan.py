@@ -56,3 +56,33 @@ def test_inversion_recovers_a_generated_digit():
     target = model.decode(model.sample_latent(2, seed=5))
     recovered = model.decode(model.encode(target))
     assert float((recovered - target).pow(2).mean()) < 0.01
+
+
+def test_spectral_norm_discriminator_has_unit_largest_singular_values_and_no_batch_norm():
+    """Miyato et al. 2018: each layer's weight is divided by its largest singular value (estimated by power
+    iteration, which converges over training steps; here we run it to convergence by calling D in train mode)."""
+    torch.manual_seed(0)
+    model = GAN(GANConfig(latent_dim=4, g_channels=8, d_channels=4, spectral_norm=True))
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.discriminator.modules())
+    x = torch.rand(2, 1, 28, 28)
+    model.discriminator.train()
+    for _ in range(200):
+        model.discriminator(x)
+    layers = [m for m in model.discriminator.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert len(layers) == 3
+    for layer in layers:
+        sigma = torch.linalg.matrix_norm(layer.weight.detach().flatten(1), ord=2)
+        torch.testing.assert_close(sigma, torch.tensor(1.0), atol=1e-3, rtol=0)
+        raw = torch.linalg.matrix_norm(layer.parametrizations.weight.original.detach().flatten(1), ord=2)
+        assert abs(float(raw) - 1) > 0.05  # the raw weight is not already normalised: the division does it
+    plain = GAN(GANConfig(latent_dim=4, g_channels=8, d_channels=4))
+    assert any(isinstance(m, nn.BatchNorm2d) for m in plain.discriminator.modules())
+
+
+def test_two_time_scale_rates():
+    """Heusel et al. 2017: separate learning rates for generator and discriminator, as multiples of --lr."""
+    model = GAN(GANConfig(latent_dim=4, g_channels=8, d_channels=4, g_lr_scale=0.5, d_lr_scale=2.0))
+    g_opt, d_opt = model.make_optimizers(2e-4)
+    assert g_opt.param_groups[0]["lr"] == 1e-4 and d_opt.param_groups[0]["lr"] == 4e-4
+    assert {id(p) for p in g_opt.param_groups[0]["params"]} == {id(p) for p in model.generator.parameters()}
+    assert {id(p) for p in d_opt.param_groups[0]["params"]} == {id(p) for p in model.discriminator.parameters()}

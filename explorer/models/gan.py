@@ -29,6 +29,10 @@ class GANConfig:
     g_channels: int = 128  # generator width at 7x7 (halved at 14x14)
     d_channels: int = 64  # discriminator width at 14x14 (doubled at 7x7)
     n_critic: int = 1  # discriminator steps per generator step: 1 for DCGAN, 5 in WGAN-GP's Algorithm 1
+    spectral_norm: bool = False  # discriminator layers divided by their largest singular value (Miyato et al.
+    # 2018) instead of batch norm: it bounds D's Lipschitz constant, so G's gradients stay informative
+    g_lr_scale: float = 1.0  # the two time-scale update rule (Heusel et al. 2017): separate rates for G and D,
+    d_lr_scale: float = 1.0  # as multiples of --lr
     gp_weight: float = 10.0  # lambda = 10 in Gulrajani et al. 2017
     adam_betas: tuple = (0.5, 0.999)  # DCGAN's; WGAN-GP uses (0.0, 0.9)
     ema_decay: float = 0.999  # sample from an EMA of the generator (Yazici et al. 2019)
@@ -55,13 +59,14 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, width: int, batch_norm: bool) -> None:
+    def __init__(self, width: int, batch_norm: bool, spectral_norm: bool = False) -> None:
         super().__init__()
         norm = nn.BatchNorm2d(width * 2) if batch_norm else nn.Identity()
+        sn = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda layer: layer)
         self.net = nn.Sequential(
-            nn.Conv2d(1, width, 4, 2, 1), nn.LeakyReLU(0.2),
-            nn.Conv2d(width, width * 2, 4, 2, 1), norm, nn.LeakyReLU(0.2),
-            nn.Flatten(), nn.Linear(width * 2 * 49, 1),
+            sn(nn.Conv2d(1, width, 4, 2, 1)), nn.LeakyReLU(0.2),
+            sn(nn.Conv2d(width, width * 2, 4, 2, 1)), norm, nn.LeakyReLU(0.2),
+            nn.Flatten(), sn(nn.Linear(width * 2 * 49, 1)),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -88,7 +93,8 @@ class GAN(LatentModel):
     def __init__(self, config: GANConfig) -> None:
         super().__init__(config)
         self.generator = Generator(config.latent_dim, config.g_channels)
-        self.discriminator = Discriminator(config.d_channels, batch_norm=config.loss == "bce")
+        self.discriminator = Discriminator(config.d_channels, batch_norm=config.loss == "bce" and not config.spectral_norm,
+                                           spectral_norm=config.spectral_norm)
 
     @property
     def latent_shape(self) -> tuple[int, ...]:
@@ -98,9 +104,9 @@ class GAN(LatentModel):
         return (self.generator(z) + 1) / 2
 
     def make_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
-        betas = self.config.adam_betas
-        return [torch.optim.Adam(self.generator.parameters(), lr=lr, betas=betas),
-                torch.optim.Adam(self.discriminator.parameters(), lr=lr, betas=betas)]
+        betas, config = self.config.adam_betas, self.config
+        return [torch.optim.Adam(self.generator.parameters(), lr=lr * config.g_lr_scale, betas=betas),
+                torch.optim.Adam(self.discriminator.parameters(), lr=lr * config.d_lr_scale, betas=betas)]
 
     def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
         d_real, d_fake = self.discriminator(real), self.discriminator(fake)

@@ -25,6 +25,18 @@ FRONTEND_HEAD = """<script>
   };
 })();
 </script>"""
+# Passed to launch(css=...): the Edit tab's readout, one HTML block drawn on the server (see edit.readout_html).
+FRONTEND_CSS = """
+#edit-readout .digits { margin-bottom: 0.6em; }
+#edit-readout .caption { font-size: var(--text-sm); color: var(--body-text-color-subdued); margin-bottom: 0.2em; }
+#edit-readout .digit-row { display: flex; align-items: center; gap: 0.6em; line-height: 1.5; }
+#edit-readout .digit { width: 1em; font-weight: 600; }
+#edit-readout .track { width: 12em; height: 0.55em; border-radius: 3px; background: var(--border-color-primary); }
+#edit-readout .bar { display: block; height: 100%; border-radius: 3px; background: var(--color-accent); }
+#edit-readout table { border-collapse: collapse; width: 100%; font-size: var(--text-sm); }
+#edit-readout th, #edit-readout td { padding: 3px 8px; text-align: left; border-bottom: 1px solid var(--border-color-primary); }
+#edit-readout p { margin: 0.5em 0 0; }
+"""
 FAMILY_NAMES = {"vae": "VAE", "autoencoder": "autoencoder", "cvae": "conditional VAE", "gan": "GAN",
                 "flow": "normalizing-flow", "diffusion": "diffusion", "pixelcnn": "PixelCNN", "rbm": "RBM"}
 

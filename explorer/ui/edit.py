@@ -2,7 +2,7 @@
 directions with locks, and along unlabelled principal directions, with readouts of what each edit did.
 
 Wiring for speed: each control sends only its own value plus the two states (picked latent, edit settings)
-and gets back the image, the settings and the readouts in one direct request (queue=False: no queue join and
+and gets back the image, the settings and the readout in one direct request (queue=False: no queue join and
 event stream for a step that takes a few milliseconds)."""
 
 from __future__ import annotations
@@ -102,11 +102,11 @@ def edited_latent(models: ModelCache, pick, settings) -> tuple:
 
 
 def move(models: ModelCache, pick, settings, control, value):
-    """One control changed: -> (edited image, new settings, digit probabilities, readout table)."""
+    """One control changed: -> (edited image, new settings, readout HTML)."""
     settings = apply_control(settings, control, value)
     model, z, _ = edited_latent(models, pick, settings)
     image = models.decode(pick["model"], z)
-    return to_image(image, 10), settings, *readouts(models, pick, settings, image)
+    return to_image(image, 10), settings, readouts(models, pick, settings, image)[1]
 
 
 def measured(models: ModelCache, image):
@@ -114,28 +114,41 @@ def measured(models: ModelCache, image):
     return models.classifier().predict(image.cpu())[0][0], {k: float(v[0]) for k, v in morphometrics(image).items()}
 
 
-def readouts(models: ModelCache, pick, settings, image=None):
-    """-> (digit probabilities for gr.Label, a table of every measure before and after, side effects flagged).
-    `image` is the edited image when the caller has it already."""
+def readouts(models: ModelCache, pick, settings, image=None) -> tuple[dict, str]:
+    """-> (the classifier's probability for each digit, the readout as HTML). `image` is the edited image when the
+    caller has it already."""
     if image is None:
         image = models.decode(pick["model"], edited_latent(models, pick, settings)[1])
-    return readout_table(models, pick, settings, *measured(models, image))
+    return readout_html(models, pick, settings, *measured(models, image))
 
 
-def readout_table(models: ModelCache, pick, settings, probs, now: dict):
-    """The readouts from an image's measures already taken: (probabilities for gr.Label, the table)."""
+def readout_html(models: ModelCache, pick, settings, probs, now: dict) -> tuple[dict, str]:
+    """The readouts from an image's measures already taken: (probabilities by digit, one HTML block with the
+    three digits the classifier reads most, with bars, and a table of every measure before and after, side
+    effects flagged). One block rendered here rather than a gr.Label and a Markdown table: a Chrome trace of
+    slider moves puts the browser's style, layout, paint and raster for it at a third of theirs, and it is
+    redrawn on every move."""
     before = settings.get("original") or {}
     spread = models.attributes(pick["model"]).record["attributes"]
-    rows = ["| measure | picked | edited | change (sd) | |", "|---|---|---|---|---|"]
+    shares = {str(k): float(p) for k, p in enumerate(probs)}
+    top = sorted(range(len(probs)), key=lambda k: -float(probs[k]))[:3]
+    bars = "".join(f'<div class="digit-row"><span class="digit">{k}</span><span class="track"><span class="bar" '
+                   f'style="width:{float(probs[k]):.0%}"></span></span><span class="share">{float(probs[k]):.0%}</span></div>'
+                   for k in top)
+    rows = []
     for name in ATTRIBUTES:
         sd = spread[name]["sd"]
         change = (now[name] - before.get(name, now[name])) / sd
         note = ("locked" if name in settings["locks"] else "edited" if settings["amounts"].get(name) else
-                "**moved unasked**" if abs(change) > SIDE_EFFECT_SD else "")
-        rows.append(f"| {name} ({UNITS[name]}) | {before.get(name, float('nan')):.1f} | {now[name]:.1f} | {change:+.2f} | {note} |")
+                "<b>moved unasked</b>" if abs(change) > SIDE_EFFECT_SD else "")
+        rows.append(f"<tr><td>{name} ({UNITS[name]})</td><td>{before.get(name, float('nan')):.1f}</td><td>{now[name]:.1f}</td>"
+                    f"<td>{change:+.2f}</td><td>{note}</td></tr>")
     digit = int(probs.argmax())
-    rows.append(f"\nReads as **{digit}** ({float(probs.max()):.0%}); the picked sample read as {settings['digit_read']}.")
-    return {str(k): float(p) for k, p in enumerate(probs)}, "\n".join(rows)
+    return shares, (
+        f'<div class="readout"><div class="digits"><div class="caption">digit the classifier reads</div>{bars}</div>'
+        '<table><thead><tr><th>measure</th><th>picked</th><th>edited</th><th>change (sd)</th><th></th></tr></thead>'
+        f'<tbody>{"".join(rows)}</tbody></table>'
+        f"<p>Reads as <b>{digit}</b> ({float(probs.max()):.0%}); the picked sample read as {settings['digit_read']}.</p></div>")
 
 
 def open_pick(models: ModelCache, pick):
@@ -156,8 +169,8 @@ def open_pick(models: ModelCache, pick):
         principal.append(gr.update(label=f"PC{i + 1}{name}, {shares[i]:.0%} of image variance", value=0, interactive=True))
     fits = record["attributes"]
     named = [gr.update(value=0, label=f"{n} (1 = {fits[n]['sd']:.1f} {UNITS[n]})") for n in SLIDERS]
-    probs_shown, table = readout_table(models, pick, settings, probs, figures)  # unedited: the measures above
-    return [to_image(image, 10), f"Editing **{pick.get('label', pick['model'])}**.", settings, probs_shown, table,
+    _, readout = readout_html(models, pick, settings, probs, figures)  # unedited: the measures above
+    return [to_image(image, 10), f"Editing **{pick.get('label', pick['model'])}**.", settings, readout,
             *named, gr.update(value=0), gr.update(value=settings["target"]), *principal,
             *[gr.update(value=False) for _ in LOCKABLE]]
 
@@ -253,7 +266,7 @@ def build(models: ModelCache, picked: gr.State):
     with gr.Row():
         with gr.Column(scale=1):
             image = image_view(label="edited", type="pil", height=300, width=300, elem_id="edit-image")
-            probs = gr.Label(label="digit the classifier reads", num_top_classes=3, elem_id="edit-probs")
+            readout = gr.HTML(elem_id="edit-readout")
         with gr.Column(scale=2):
             named, locks = [], []
             for i, name in enumerate(SLIDERS):
@@ -265,7 +278,6 @@ def build(models: ModelCache, picked: gr.State):
                 digit = gr.Slider(-SLIDER_RANGE, SLIDER_RANGE, value=0, step=0.1, label="toward digit", scale=3, elem_id="edit-digit")
                 target = gr.Dropdown(list(range(10)), value=1, label="digit", scale=1, min_width=60, elem_id="edit-target")
                 locks.append(gr.Checkbox(label="keep the digit", value=False, scale=1, min_width=60, elem_id="edit-lock-digit"))
-            table = gr.Markdown(elem_id="edit-readout")
     with gr.Accordion("Principal directions (found without labels, named by what they move most)", open=False):
         principal = [gr.Slider(-SLIDER_RANGE, SLIDER_RANGE, value=0, step=0.1, label=f"PC{i + 1}", elem_id=f"edit-slider-{i}")
                      for i in range(N_PRINCIPAL)]
@@ -294,10 +306,10 @@ def build(models: ModelCache, picked: gr.State):
         [(c, f"pc{i}") for i, c in enumerate(principal)] + [(c, f"lock:{n}") for c, n in zip(locks, LOCKABLE)]
     for component, control in controls:
         handler = functools.partial(lambda p, s, v, control: move(models, p, s, control, v), control=control)
-        component.input(handler, [picked, settings, component], [image, settings, probs, table], trigger_mode="always_last",
+        component.input(handler, [picked, settings, component], [image, settings, readout], trigger_mode="always_last",
                         show_progress="hidden", queue=False, api_visibility="private")
 
-    opened = [image, source, settings, probs, table, *named, digit, target, *principal, *locks]
+    opened = [image, source, settings, readout, *named, digit, target, *principal, *locks]
     reset.click(lambda p: open_pick(models, p), picked, opened, api_visibility="private")
 
     def encoder_of(read):
