@@ -131,9 +131,9 @@ def readout_html(models: ModelCache, pick, settings, probs, now: dict) -> tuple[
     before = settings.get("original") or {}
     spread = models.attributes(pick["model"]).record["attributes"]
     shares = {str(k): float(p) for k, p in enumerate(probs)}
-    top = sorted(range(len(probs)), key=lambda k: -float(probs[k]))[:3]
+    top = sorted(shares, key=shares.get, reverse=True)[:3]  # stable: ties keep digit order, as argmax does
     bars = "".join(f'<div class="digit-row"><span class="digit">{k}</span><span class="track"><span class="bar" '
-                   f'style="width:{float(probs[k]):.0%}"></span></span><span class="share">{float(probs[k]):.0%}</span></div>'
+                   f'style="width:{shares[k]:.0%}"></span></span><span class="share">{shares[k]:.0%}</span></div>'
                    for k in top)
     rows = []
     for name in ATTRIBUTES:
@@ -143,12 +143,11 @@ def readout_html(models: ModelCache, pick, settings, probs, now: dict) -> tuple[
                 "<b>moved unasked</b>" if abs(change) > SIDE_EFFECT_SD else "")
         rows.append(f"<tr><td>{name} ({UNITS[name]})</td><td>{before.get(name, float('nan')):.1f}</td><td>{now[name]:.1f}</td>"
                     f"<td>{change:+.2f}</td><td>{note}</td></tr>")
-    digit = int(probs.argmax())
     return shares, (
         f'<div class="readout"><div class="digits"><div class="caption">digit the classifier reads</div>{bars}</div>'
         '<table><thead><tr><th>measure</th><th>picked</th><th>edited</th><th>change (sd)</th><th></th></tr></thead>'
         f'<tbody>{"".join(rows)}</tbody></table>'
-        f"<p>Reads as <b>{digit}</b> ({float(probs.max()):.0%}); the picked sample read as {settings['digit_read']}.</p></div>")
+        f"<p>Reads as <b>{top[0]}</b> ({shares[top[0]]:.0%}); the picked sample read as {settings['digit_read']}.</p></div>")
 
 
 def open_pick(models: ModelCache, pick):
