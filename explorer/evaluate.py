@@ -7,6 +7,11 @@ an Inception-style score, the nearest-training-image distance of samples relativ
 (about 1 when samples are not copies), bits/dim on the held-out digits where the family defines it, the mean
 free energy of held-out digits, training digits and samples for an RBM (whose likelihood needs its partition
 function), and the sampling time per image. --write stores the figures in each checkpoint's config.json.
+
+FID from 1,000 samples moves by several percent from one draw to the next (the sample covariance of 128
+features is noisy), so --repeats K also measures the FID ratio to the floor for seeds seed, ..., seed+K-1,
+each seed drawing both the model's samples and the floor's training subset, and reports its mean and
+standard deviation: two models whose ratios are a standard deviation apart are not told apart by one draw.
 """
 
 from __future__ import annotations
@@ -46,6 +51,13 @@ def evaluate_images(images: torch.Tensor, classifier, heldout_stats, train_image
     }
 
 
+def floor_fid(train_x: torch.Tensor, n: int, seed: int, classifier, heldout_stats) -> float:
+    """FID of n training digits, picked with this seed, against the held-out set: the real-data floor."""
+    pick = np.random.default_rng(seed).choice(len(train_x), size=min(n, len(train_x)), replace=False)
+    _, features = classifier.predict(train_x[pick])
+    return frechet_distance(gaussian_stats(features.numpy()), heldout_stats)
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(prog="python -m explorer.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help="checkpoints to evaluate (default: every generative one)")
@@ -55,8 +67,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--temperature", type=float, default=None, help="sample every model at this temperature "
                         "(default: each model's own, from its config)")
+    parser.add_argument("--repeats", type=int, default=1, help="also report the FID ratio's mean and standard "
+                        "deviation over this many seeds (from --seed on)")
     parser.add_argument("--write", action="store_true", help="store the figures in each checkpoint's config.json")
     args = parser.parse_args(argv)
+    if not 1 <= args.repeats <= 100:
+        parser.error(f"--repeats must be between 1 and 100, not {args.repeats}")
+    if args.samples < 2:
+        parser.error(f"--samples must be at least 2 (FID needs a covariance), not {args.samples}")
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -71,6 +89,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     floor = evaluate_images(train_x[pick], classifier, heldout_stats, train_x, heldout_nn_median)
     floor["nn_distance_ratio"] = None  # training images are their own nearest neighbours
     print(f"classifier held-out accuracy {accuracy:.4f}; real-data floor (train vs held-out) FID {floor['fid']}")
+    repeat_seeds = range(args.seed, args.seed + args.repeats) if args.repeats > 1 else range(0)
+    repeat_floors = [floor_fid(train_x, args.samples, seed, classifier, heldout_stats) for seed in repeat_seeds]
 
     rows = [{"name": "real data (train vs held-out)", "family": "data", **floor}]
     for name in args.names or list_models():
@@ -81,6 +101,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
         row["fid_over_floor"] = round(row["fid"] / floor["fid"], 2)
         row["temperature"] = temperature
         row["sampling_ms_per_image"] = round(ms_per_image, 2)
+        if repeat_floors:
+            ratios = []
+            for seed, floor_at_seed in zip(repeat_seeds, repeat_floors):
+                repeat_images = images if seed == args.seed else sample(model, args.samples, seed, temperature)[0]
+                _, features = classifier.predict(repeat_images)
+                ratios.append(frechet_distance(gaussian_stats(features.numpy()), heldout_stats) / floor_at_seed)
+            row["fid_over_floor_repeats"] = {"seeds": list(repeat_seeds), "ratios": [round(r, 3) for r in ratios],
+                                             "mean": round(float(np.mean(ratios)), 3),
+                                             "sd": round(float(np.std(ratios, ddof=1)), 3)}
         if model.has_likelihood:
             bpd = torch.cat([model.bits_per_dim(chunk).cpu() for chunk in heldout_x.split(500)])
             row["heldout_bits_per_dim"] = round(float(bpd.mean()), 4)
@@ -111,6 +140,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         fid = f"{r['fid']:.2f}" + (f" ({r['fid_over_floor']:.1f}x)" if "fid_over_floor" in r else " (1x)")
+        if "fid_over_floor_repeats" in r:
+            spread = r["fid_over_floor_repeats"]
+            fid += f"; {spread['mean']:.1f}x +- {spread['sd']:.1f} over {len(spread['seeds'])} seeds"
         bpd = f"{r['heldout_bits_per_dim']:.3f}" if "heldout_bits_per_dim" in r else "-"
         nn = f"{r['nn_distance_ratio']:.2f}" if r.get("nn_distance_ratio") is not None else "-"
         ms = f"{r['sampling_ms_per_image']:.2f}" if "sampling_ms_per_image" in r else "-"
