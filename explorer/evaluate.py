@@ -51,10 +51,13 @@ def evaluate_images(images: torch.Tensor, classifier, heldout_stats, train_image
     }
 
 
-def floor_fid(train_x: torch.Tensor, n: int, seed: int, classifier, heldout_stats) -> float:
-    """FID of n training digits, picked with this seed, against the held-out set: the real-data floor."""
-    pick = np.random.default_rng(seed).choice(len(train_x), size=min(n, len(train_x)), replace=False)
-    _, features = classifier.predict(train_x[pick])
+def training_subset(train_x: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """The real-data floor's n training digits, picked with this seed."""
+    return train_x[np.random.default_rng(seed).choice(len(train_x), size=min(n, len(train_x)), replace=False)]
+
+
+def fid_to_heldout(images: torch.Tensor, classifier, heldout_stats) -> float:
+    _, features = classifier.predict(images)
     return frechet_distance(gaussian_stats(features.numpy()), heldout_stats)
 
 
@@ -85,12 +88,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     heldout_stats = gaussian_stats(heldout_features.numpy())
     accuracy = float((heldout_probs.argmax(1).numpy() == heldout.labels).mean())
     heldout_nn_median = float(nearest_distances(heldout_x, train_x).median())
-    pick = np.random.default_rng(args.seed).choice(len(train_x), size=min(args.samples, len(train_x)), replace=False)
-    floor = evaluate_images(train_x[pick], classifier, heldout_stats, train_x, heldout_nn_median)
+    floor = evaluate_images(training_subset(train_x, args.samples, args.seed), classifier, heldout_stats, train_x,
+                            heldout_nn_median)
     floor["nn_distance_ratio"] = None  # training images are their own nearest neighbours
     print(f"classifier held-out accuracy {accuracy:.4f}; real-data floor (train vs held-out) FID {floor['fid']}")
     repeat_seeds = range(args.seed, args.seed + args.repeats) if args.repeats > 1 else range(0)
-    repeat_floors = [floor_fid(train_x, args.samples, seed, classifier, heldout_stats) for seed in repeat_seeds]
+    repeat_floors = [fid_to_heldout(training_subset(train_x, args.samples, seed), classifier, heldout_stats)
+                     for seed in repeat_seeds]
 
     rows = [{"name": "real data (train vs held-out)", "family": "data", **floor}]
     for name in args.names or list_models():
@@ -105,8 +109,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             ratios = []
             for seed, floor_at_seed in zip(repeat_seeds, repeat_floors):
                 repeat_images = images if seed == args.seed else sample(model, args.samples, seed, temperature)[0]
-                _, features = classifier.predict(repeat_images)
-                ratios.append(frechet_distance(gaussian_stats(features.numpy()), heldout_stats) / floor_at_seed)
+                ratios.append(fid_to_heldout(repeat_images, classifier, heldout_stats) / floor_at_seed)
             row["fid_over_floor_repeats"] = {"seeds": list(repeat_seeds), "ratios": [round(r, 3) for r in ratios],
                                              "mean": round(float(np.mean(ratios)), 3),
                                              "sd": round(float(np.std(ratios, ddof=1)), 3)}
