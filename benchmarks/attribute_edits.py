@@ -85,12 +85,15 @@ def evaluate(name: str, latents: int, seed: int) -> dict:
     row["same digit"] = float(np.mean(np.concatenate(same_digit)))
     row["same digit, kept"] = float(np.mean(np.concatenate(same_digit_kept)))
     slant_sd = directions.record["attributes"]["slant"]["sd"]
-    for lock, key in (((), "slant moved, unlocked"), (("slant",), "slant moved, locked")):
-        moved = measure(model.decode(edit(model, z, {"thickness": 2.0}, lock=lock, directions=directions)))["slant"]
-        row[key] = float(np.mean(np.abs(moved - base["slant"])) / slant_sd)
     thick_sd = directions.record["attributes"]["thickness"]["sd"]
-    locked = measure(model.decode(edit(model, z, {"thickness": 1.0}, lock=("slant",), directions=directions)))
-    row["thickness +1 (sd)"] = float(np.mean(locked["thickness"] - base["thickness"]) / thick_sd)
+    try:
+        for lock, key in (((), "slant moved, unlocked"), (("slant",), "slant moved, locked")):
+            moved = measure(model.decode(edit(model, z, {"thickness": 2.0}, lock=lock, directions=directions)))["slant"]
+            row[key] = float(np.mean(np.abs(moved - base["slant"])) / slant_sd)
+        locked = measure(model.decode(edit(model, z, {"thickness": 1.0}, lock=("slant",), directions=directions)))
+        row["thickness +1 (sd)"] = float(np.mean(locked["thickness"] - base["thickness"]) / thick_sd)
+    except ValueError:  # a 2-D latent: thickness and slant directions nearly coincide, and edit refuses the lock
+        row["slant moved, locked"] = row["thickness +1 (sd)"] = float("nan")
     return row
 
 
@@ -115,7 +118,8 @@ def main() -> None:
     for name in names:
         began = time.perf_counter()
         row = evaluate(name, args.latents, args.seed)
-        cells = [f"{row[c]:.0%}" if c.startswith("same digit") else f"{row[c]:.2f}" for c in columns]
+        cells = ["refused" if np.isnan(row[c]) else f"{row[c]:.0%}" if c.startswith("same digit") else f"{row[c]:.2f}"
+                 for c in columns]
         print(f"| {name} | " + " | ".join(cells) + f" | {time.perf_counter() - began:.0f} |", flush=True)
 
 

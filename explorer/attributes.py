@@ -26,6 +26,8 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 from skimage.morphology import skeletonize
 
+from .checkpoint import CheckpointError
+from .latent import check_fitted_for, fitted_for
 from .metrics import load_classifier
 
 ATTRIBUTES = ("thickness", "slant", "width", "height", "area")
@@ -112,9 +114,11 @@ def morphometrics(images) -> dict[str, np.ndarray]:
 
 def measure(images, classifier=None) -> dict[str, np.ndarray]:
     """Morphometrics plus the classifier's digit probabilities ("probs", (N, 10)) and the digit it reads
-    ("digit", (N,)). `classifier` defaults to the shipped MNIST classifier."""
+    ("digit", (N,)). `classifier` defaults to the shipped MNIST classifier on the images' own device (the CPU
+    for numpy arrays): the classifier runs where the images are, never on a GPU the caller did not choose."""
     figures = morphometrics(images)
-    classifier = classifier or load_classifier()
+    if classifier is None:
+        classifier = load_classifier(images.device if isinstance(images, torch.Tensor) else "cpu")
     tensor = torch.as_tensor(_as_array(images)).unsqueeze(1)
     probs = classifier.predict(tensor)[0].numpy().astype(np.float64)
     figures["probs"] = probs
@@ -129,6 +133,18 @@ SLIDERS = ("thickness", "slant", "width", "height")  # the continuous attributes
 DIGITS = tuple(f"digit {k}" for k in range(10))        # "toward digit k": a linear classifier per digit
 ATTRIBUTES_FILE, ATTRIBUTES_RECORD = "attributes.safetensors", "attributes.json"
 MIN_ALIGNMENT = 0.1  # a locked edit keeps at least this much of its own direction, else it is refused
+# A measured slope is usable (for the calibrated step, and as a lock's Newton step) when
+# 1. moving half a prior radius R along the direction, the calibration probes' whole span at most (they sit at
+#    +-trial <= R/4), changes the attribute by at least a tenth of its SD: |slope| * R / 2 >= sd / 10, that is
+#    one SD within 5 radii. Below that, dividing by the slope gives a step of tens of radii, and on the fits
+#    shipped before this floor every slope under it was under 0.4 of its standard error over the probes
+#    (ae2d-mnist thickness, area, digit 2; vae2d-mnist digits 3 and 8): a coin toss for its sign;
+# 2. (where the fit measured it) the slope is at least SIGN_SE standard errors of the mean over the probes
+#    from zero, so the sign of the step, which way +1 goes, is the decoder's and not the probes' noise (two
+#    standard errors: a slope that is really zero passes about one time in twenty).
+USABLE_SLOPE_SD_PER_HALF_RADIUS = 0.1
+SIGN_SE = 2.0
+LOCK_REACH = 1.0  # a lock's summed corrections move a latent at most this many times the edit's length (step 4)
 HOLD_STEPS = 10      # at most this many classifier-guided steps to keep a locked digit (step 5 of edit)
 HOLD_STEP_SD = 0.25  # each of those steps is as long as a quarter-SD move of the median attribute
 
@@ -157,6 +173,16 @@ def attribute_table(figures: dict[str, np.ndarray]) -> np.ndarray:
     """(N, 15): the five morphometrics, then the log-odds of each digit (the scale a linear classifier fits)."""
     probs = np.clip(figures["probs"], 1e-6, 1 - 1e-6)
     return np.concatenate([np.stack([figures[a] for a in ATTRIBUTES], 1), np.log(probs) - np.log1p(-probs)], 1)
+
+
+def table_columns(images, columns: list[int], classifier=None) -> np.ndarray:
+    """attribute_table(measure(images))[:, columns], with the classifier run only when a digit's column is asked
+    for: a lock on slant or thickness needs the morphometrics alone, and the classifier was half of each
+    measure (a locked edit, three measures, fell from 4.7 to 3.0 ms on this CPU)."""
+    if all(c < len(ATTRIBUTES) for c in columns):
+        figures = morphometrics(images)
+        return np.stack([figures[ATTRIBUTES[c]] for c in columns], 1)
+    return attribute_table(measure(images, classifier))[:, columns]
 
 
 def _ridge(z: np.ndarray, y: np.ndarray, penalty: float) -> np.ndarray:
@@ -216,8 +242,12 @@ def fit_directions(model, samples: int = 2000, seed: int = 0, calibration: int =
     3. calibrate: move `calibration` fresh latents a small distance each way along each direction, decode,
        measure, and set the step so +1 moves the attribute by one standard deviation of it over step 1's
        samples, as measured rather than as the linear fit predicts;
+       The step is signed: where the decoder moves the attribute against the fit's direction (measured slope
+       below zero), +1 steps the other way, so +1 always moves the attribute up. Where the slope is below the
+       usable floor (`usable_slope`: too shallow, or its sign within the probes' noise) the step stays at the
+       probe distance along the fit's own direction, recorded as not calibrated (and then no lock divides by it);
     4. name each principal direction (if given) by the attribute whose measure its score correlates with most."""
-    classifier = classifier or load_classifier()
+    classifier = classifier or load_classifier(model.device)
     z = model.sample_latent(samples, seed=seed, temperature=model.default_temperature).cpu()  # 1.
     figures = measure(model.decode_in_batches(z), classifier)
     table = attribute_table(figures)
@@ -248,22 +278,32 @@ def fit_directions(model, samples: int = 2000, seed: int = 0, calibration: int =
     probe = model.sample_latent(calibration, seed=seed + 1, temperature=model.default_temperature).cpu()  # 3.
     # first guess from the fits (a logistic weight's norm is its predicted log-odds slope), kept within a
     # quarter of the prior's typical radius so the probe stays where the model was trained
+    radius = float(np.linalg.norm(z_flat, axis=1).mean())
     trial = sd / np.linalg.norm(weights, axis=1).clip(1e-12)
-    trial = np.minimum(trial, float(np.linalg.norm(z_flat, axis=1).mean()) / 4)
+    trial = np.minimum(trial, radius / 4)
     step = np.zeros(len(names))
     slopes = np.zeros(len(names))
+    slope_se = np.full(len(names), np.inf)
+    calibrated = np.zeros(len(names), bool)
     for i, vector in enumerate(vectors):
         if not fitted[i]:
             continue
         offset = float(trial[i]) * vector.reshape(1, *model.latent_shape)
         up = attribute_table(measure(model.decode_in_batches(probe + offset), classifier))[:, i]
         down = attribute_table(measure(model.decode_in_batches(probe - offset), classifier))[:, i]
-        slopes[i] = float(np.mean(up - down) / (2 * trial[i]))
-        step[i] = sd[i] / slopes[i] if slopes[i] > 0 else float(trial[i])
+        per_probe = (up - down) / (2 * trial[i])
+        slopes[i] = float(per_probe.mean())
+        if len(per_probe) > 1:
+            slope_se[i] = float(per_probe.std(ddof=1) / math.sqrt(len(per_probe)))
+        calibrated[i] = usable_slope(slopes[i], sd[i], radius, slope_se[i])
+        step[i] = sd[i] / slopes[i] if calibrated[i] else float(trial[i])  # signed: +1 moves the attribute up
     record = {
         "samples": samples, "seed": seed, "calibration": calibration, "ridge_penalty": penalty,
+        "weights_sha256": fitted_for(model), "prior_radius": radius,
         "attributes": {name: {"sd": float(sd[i]), "unit": UNITS.get(name, "log-odds"), "fitted": bool(fitted[i]),
-                              "measured_slope": float(slopes[i]), "step": float(step[i]),
+                              "measured_slope": float(slopes[i]),
+                              "measured_slope_se": float(slope_se[i]) if np.isfinite(slope_se[i]) else None,
+                              "step": float(step[i]), "calibrated": bool(calibrated[i]),
                               **({"heldout_r2": float(r2[i])} if i < len(ATTRIBUTES) else {})}
                        for i, name in enumerate(names)},
         "digit_heldout_accuracy": digit_accuracy,
@@ -273,6 +313,15 @@ def fit_directions(model, samples: int = 2000, seed: int = 0, calibration: int =
         record["principal_labels"] = label_directions(principal.vectors, z, table[:, :len(ATTRIBUTES)])
     return AttributeDirections(names, vectors.reshape(len(names), *model.latent_shape),
                                torch.as_tensor(step, dtype=torch.float32), record)
+
+
+def usable_slope(slope: float, sd: float, radius: float, se: float | None = None) -> bool:
+    """Whether a measured slope is large enough to divide by (see USABLE_SLOPE_SD_PER_HALF_RADIUS): 1. its
+    size against the attribute's SD and the prior radius; 2. its size against its standard error, where known
+    (None: a fit from before the error was recorded, whose calibrated steps all came from slopes above 0)."""
+    if not sd > 0 or abs(slope) * radius / 2 < USABLE_SLOPE_SD_PER_HALF_RADIUS * sd:
+        return False
+    return se is None or abs(slope) >= SIGN_SE * se
 
 
 def label_directions(vectors: torch.Tensor, z: torch.Tensor, morphometrics_table: np.ndarray) -> list[dict]:
@@ -288,9 +337,16 @@ def label_directions(vectors: torch.Tensor, z: torch.Tensor, morphometrics_table
     return labels
 
 
+ATTRIBUTES_COMMAND = "python -m explorer.attributes"
+
+
 def save_attribute_directions(directions: AttributeDirections, folder) -> None:
+    """Write attributes.safetensors and attributes.json; the record names the weights they were fitted for."""
     from safetensors.torch import save_file
 
+    if directions.record.get("weights_sha256") is None:
+        raise ValueError("these directions were fitted on a model not loaded from a checkpoint: nothing says "
+                         "which weights they belong to, so they are not saved beside any")
     folder = Path(folder)
     save_file({"vectors": directions.vectors.contiguous().cpu(), "step": directions.step.cpu()},
               str(folder / ATTRIBUTES_FILE))
@@ -298,17 +354,21 @@ def save_attribute_directions(directions: AttributeDirections, folder) -> None:
 
 
 def load_attribute_directions(folder) -> AttributeDirections | None:
+    """The attribute directions shipped beside the checkpoint in `folder`, None where there are none; refused
+    (CheckpointError, saying what to run) where they were fitted for other weights or do not say which
+    (files from before the hash was recorded: see latent.check_fitted_for)."""
     from safetensors.torch import load_file
 
     folder = Path(folder)
     if not (folder / ATTRIBUTES_FILE).is_file() or not (folder / ATTRIBUTES_RECORD).is_file():
         return None
-    tensors = load_file(str(folder / ATTRIBUTES_FILE))
     record = json.loads((folder / ATTRIBUTES_RECORD).read_text())
+    check_fitted_for(folder, record.get("weights_sha256"), "the attribute directions", ATTRIBUTES_COMMAND)
+    tensors = load_file(str(folder / ATTRIBUTES_FILE))
     names = record.pop("names")
     if tensors["vectors"].shape[0] != len(names) or tensors["step"].shape != (len(names),):
-        raise ValueError(f"{folder / ATTRIBUTES_FILE} does not match {ATTRIBUTES_RECORD}: refit with "
-                         f"python -m explorer.attributes {folder.name}")
+        raise CheckpointError(f"{ATTRIBUTES_FILE} of {folder.name} does not match its {ATTRIBUTES_RECORD}: refit "
+                              f"with {ATTRIBUTES_COMMAND} {folder.name}")
     return AttributeDirections(names, tensors["vectors"], tensors["step"], record)
 
 
@@ -333,9 +393,13 @@ def directions_for(model) -> AttributeDirections:
 
 
 def edit(model, z: torch.Tensor, amounts: dict[str, float], lock=(), directions: AttributeDirections | None = None,
-         extra: torch.Tensor | None = None, refine: int = 2) -> torch.Tensor:
+         extra: torch.Tensor | None = None, refine: int = 2, hold_log_odds: bool = True) -> torch.Tensor:
     """The latent z (N, *latent_shape) moved along named attribute directions, in standard deviations of each
     attribute, with the attributes in `lock` held still ("digit" holds whichever digit each latent reads as now).
+    A locked "digit k" holds that digit's log-odds (steps 2, 4 and 5); "digit" ("keep the digit") holds which
+    digit is read (steps 2 and 5, `hold_log_odds=False`): a thicker 5 is often a more confident 5, and undoing
+    that confidence along the digit's direction undid the thickening itself (vae-mnist seed 4: thickness +2
+    kept the digit but measured 2.67 px against 2.70 unedited and 3.39 with no lock).
 
     1. the edit is the sum of amount_i * step_i * v_i over the named attributes;
     2. a lock projects each edit direction off the span of the locked directions (InterFaceGAN's conditional
@@ -345,7 +409,14 @@ def edit(model, z: torch.Tensor, amounts: dict[str, float], lock=(), directions:
        amount_i * sd_i; an edit whose direction is almost inside the locked span is refused;
     4. the projection holds a locked attribute only as far as the decoder is linear, so `refine` times the
        edited latent is decoded, the locked attributes measured, and each one's drift undone along its own
-       direction by the secant step drift / measured slope (a Newton step with the calibrated slope).
+       direction by the secant step drift / measured slope (a Newton step with the calibrated slope, signed:
+       where the decoder moves an attribute against its direction the step goes the other way). A lock whose
+       slope the fit did not calibrate (below the usable floor, `usable_slope`) takes no step: its sign is
+       unknown, and dividing by it threw the latent ~1e7 away where a typical latent's norm is ~5. The summed
+       correction of each latent is kept within the edit's own length ||delta||: the lock is there to undo
+       the edit's side effects, and where that would take a move longer than the edit, the drift is the
+       decoder bending, not the linear side effect a Newton step can invert; so the edited latent stays
+       within 2 ||delta|| of z (step 5 adds at most HOLD_STEPS * HOLD_STEP_SD median slider steps);
     5. a locked digit ("digit k") is a decision boundary, not a linear quantity: where the classifier still
        reads another digit after 4, `_hold_digit` walks the latent back
        across the boundary by classifier guidance (Dhariwal & Nichol 2021, Sec. 4, here in latent space), each step
@@ -357,18 +428,31 @@ def edit(model, z: torch.Tensor, amounts: dict[str, float], lock=(), directions:
     if not isinstance(amounts, dict):
         raise TypeError(f"amounts must map attribute names to numbers, got {type(amounts).__name__}")
     lock = (lock,) if isinstance(lock, str) else tuple(lock)
+    classifier = load_classifier(model.device)  # where the model's images are, not wherever a GPU happens to be
     if "digit" in lock:  # "keep the digit": lock, for each latent, the digit it reads as now
         with torch.inference_mode():
-            current = measure(model.decode(z))["digit"]
+            current = measure(model.decode(z), classifier)["digit"]
         edited = torch.empty_like(z)
         others = tuple(name for name in lock if name != "digit")
         for digit in np.unique(current):
             rows = torch.as_tensor(current == digit, device=z.device)
-            edited[rows] = edit(model, z[rows], amounts, others + (f"digit {digit}",), directions, extra, refine)
+            edited[rows] = edit(model, z[rows], amounts, others + (f"digit {digit}",), directions, extra, refine,
+                                hold_log_odds=False)
         return edited
     locked = [directions.index(name) for name in lock]
     vectors = directions.vectors.to(z.device).flatten(1)
-    basis = torch.linalg.qr(vectors[locked].T.double()).Q.float() if locked else None  # 2.
+
+    def span(indices: list[int]) -> torch.Tensor | None:
+        return torch.linalg.qr(vectors[indices].T.double()).Q.float() if indices else None
+
+    basis = span(locked)  # 2.
+    edited_rows = [directions.index(n) for n, a in amounts.items() if a and directions.index(n) not in locked]
+    if not hold_log_odds and basis is not None and any(
+            float(vectors[i] @ (vectors[i] - basis @ (basis.T @ vectors[i]))) < MIN_ALIGNMENT for i in edited_rows):
+        # "keep the digit" holds a decision, and step 5 holds it without the projection: where projecting off the
+        # digit's direction would leave an edit almost nothing of its own (a 2-D latent, where the ten digit
+        # directions fill the plane), the edit goes unprojected from it instead of being refused
+        basis = span([i for i in locked if directions.names[i] not in DIGITS])
     delta = torch.zeros_like(vectors[0])
     for name, amount in amounts.items():
         i = directions.index(name)
@@ -392,14 +476,23 @@ def edit(model, z: torch.Tensor, amounts: dict[str, float], lock=(), directions:
         extra = extra.to(delta).reshape(-1)
         delta = delta + (extra - basis @ (basis.T @ extra) if basis is not None else extra)
     edited = z + delta.reshape(1, *model.latent_shape)
-    if locked and refine > 0 and bool(delta.abs().max() > 0):  # 4.
-        slopes = torch.tensor([directions.record["attributes"][directions.names[i]]["measured_slope"] for i in locked])
+    fits = directions.record["attributes"]
+    radius = directions.record["prior_radius"]
+    newton = [i for i in locked if (hold_log_odds or directions.names[i] not in DIGITS)
+              and fits[directions.names[i]]["calibrated"] and usable_slope(
+        fits[directions.names[i]]["measured_slope"], fits[directions.names[i]]["sd"], radius,
+        fits[directions.names[i]]["measured_slope_se"])]
+    if newton and refine > 0 and bool(delta.abs().max() > 0):  # 4.
+        slopes = torch.tensor([fits[directions.names[i]]["measured_slope"] for i in newton], dtype=torch.float64)
+        reach = LOCK_REACH * float(delta.norm())  # the corrections, summed, never outrun the edit
+        total = torch.zeros(len(z), vectors.shape[1], device=z.device)
         with torch.inference_mode():
-            held = torch.as_tensor(attribute_table(measure(model.decode(z)))[:, locked])
+            held = torch.as_tensor(table_columns(model.decode(z), newton, classifier))
             for _ in range(refine):
-                drift = torch.as_tensor(attribute_table(measure(model.decode(edited)))[:, locked]) - held
-                correction = (drift / slopes.clamp_min(1e-6)).float().to(z.device) @ vectors[locked]
-                edited = edited - correction.reshape(-1, *model.latent_shape)
+                drift = torch.as_tensor(table_columns(model.decode(edited), newton, classifier)) - held
+                total = total + (drift / slopes).float().to(z.device) @ vectors[newton]
+                total = total * (reach / total.norm(dim=1, keepdim=True).clamp_min(1e-12)).clamp(max=1.0)
+                edited = z + (delta - total).reshape(-1, *model.latent_shape)
     held_digits = [name for name in lock if name in DIGITS]
     if len(held_digits) == 1 and bool(delta.abs().max() > 0):  # 5.
         kept_still = [name for name, amount in amounts.items() if amount] + [n for n in lock if n not in DIGITS]
@@ -412,12 +505,12 @@ def _hold_digit(model, z: torch.Tensor, digit: int, directions: AttributeDirecti
     """Step 5 of `edit`: for each latent the classifier no longer reads as `digit`, up to HOLD_STEPS
     normalised gradient steps down the classifier's cross-entropy for that digit, each step projected off the
     directions in `kept_still` (so their linear predictions do not move) and HOLD_STEP_SD attribute-SDs long."""
-    classifier = load_classifier()
-    on = next(classifier.parameters()).device  # the shared classifier stays where it is; images go to it
+    classifier = load_classifier(model.device)  # on the model's device: decoded images need no copy
+    on = model.device
     vectors = directions.vectors.to(z.device).flatten(1)
     kept = [directions.index(n) for n in kept_still]
     basis = torch.linalg.qr(vectors[kept].T.double()).Q.float() if kept else vectors.new_zeros(vectors.shape[1], 0)
-    length = HOLD_STEP_SD * float(np.median([float(directions.step[directions.index(n)]) for n in SLIDERS]))
+    length = HOLD_STEP_SD * float(np.median([abs(float(directions.step[directions.index(n)])) for n in SLIDERS]))
     # callers may be in inference mode (the UI, benchmarks); autograd needs it off and a latent made outside it
     with torch.inference_mode(False), torch.enable_grad():
         target = torch.full((len(z),), digit, device=on)

@@ -79,6 +79,9 @@ class LatentModel(Trainable):
     has_free_energy: ClassVar[bool] = False  # image_free_energy(x) exists (RBM): an unnormalised -log p(x)
     smooth_latent: ClassVar[bool] = True  # nearby latents decode to similar images, so editing, interpolating
     # and mapping latents mean something; False where z is sampling noise (PixelCNN, the RBM's Gibbs chain)
+    decode_is_slow: ClassVar[bool] = False  # one decode runs the network many times (diffusion's DDIM): the app
+    # queues its edits in a lane of their own, so they never hold up the edits of models that decode in one pass
+    needs_float64: ClassVar[bool] = False  # computes in float64 somewhere (Apple's MPS has none: it runs on the CPU)
 
     # --- what subclasses provide ------------------------------------------------------------------------
     @property

@@ -8,7 +8,9 @@ formats: nested dicts are split into a flat safetensors file of tensors and a JS
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -25,6 +27,20 @@ CONFIG_FILE, WEIGHTS_FILE, SAMPLES_FILE = "config.json", "model.safetensors", "s
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be loaded, with the reason and what to do."""
+
+
+def weights_sha256(folder: str | Path) -> str:
+    """sha256 of a checkpoint's model.safetensors bytes: what files fitted to these weights (attribute and
+    principal directions) record, so that they can refuse other weights. safetensors writes the same bytes
+    for the same tensors, so a checkpoint saved again with unchanged weights keeps its hash."""
+    path = Path(folder) / WEIGHTS_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{Path(folder).name} has no {WEIGHTS_FILE}")
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def save_checkpoint(model: torch.nn.Module, folder: str | Path, family: str, training: dict | None = None,
@@ -98,7 +114,11 @@ def _load_checkpoint(folder: Path, device) -> torch.nn.Module:
     model.load_state_dict(weights)
     model.checkpoint_record = record
     model.checkpoint_path = folder
-    return model.to(pick_device(device)).eval()
+    target = pick_device(device)
+    if target.type == "mps" and isinstance(model, LatentModel) and model.needs_float64:
+        raise CheckpointError(f"a {record['family']} model computes in float64, which Apple's MPS does not support; "
+                              "load it on the CPU (device='cpu'); the app does so by itself")
+    return model.to(target).eval()
 
 
 def resolve(name_or_path: str | Path) -> Path:
@@ -153,20 +173,54 @@ def _join(tree, tensors: dict):
     return tree
 
 
+STATE_FILE = "state.json"  # the commit point: names the tensor file that belongs to it
+LEGACY_STATE_TENSORS = "state.safetensors"  # layout before state.json named its tensor file (still read)
+
+
 def save_state(folder: str | Path, state: dict) -> None:
-    """Save a nested dict of tensors and plain values as state.safetensors + state.json, atomically."""
+    """Save a nested dict of tensors and plain values as state.json + one state-NNNNNN.safetensors, atomically.
+
+    1. the tensors go to a file with a new generation number, never the one the current state.json names,
+    so a crash while writing leaves the current pair untouched; 2. state.json.tmp names that file and is
+    flushed to disk; 3. replacing state.json with it is the commit point (a rename is atomic on POSIX and
+    Windows), before which a reader sees the old pair and after which the new; 4. only then are the tensor
+    files no longer named (the previous generation, a crashed attempt's, the old layout's) removed."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
     skeleton = _split(state, "s", tensors)
-    save_file(tensors, str(folder / "state.safetensors.tmp"))
-    (folder / "state.json.tmp").write_text(json.dumps(skeleton))
-    (folder / "state.safetensors.tmp").replace(folder / "state.safetensors")
-    (folder / "state.json.tmp").replace(folder / "state.json")
+    current = _read_state_record(folder)
+    generation = current["generation"] + 1 if current is not None and "generation" in current else 1
+    name = f"state-{generation:06d}.safetensors"
+    save_file(tensors, str(folder / name))  # 1.
+    _fsync(folder / name)
+    pending = folder / (STATE_FILE + ".tmp")
+    pending.write_text(json.dumps({"generation": generation, "tensors": name, "tree": skeleton}))  # 2.
+    _fsync(pending)
+    pending.replace(folder / STATE_FILE)  # 3.
+    for stale in [*folder.glob("state-*.safetensors"), folder / LEGACY_STATE_TENSORS]:  # 4.
+        if stale.name != name and stale.is_file():
+            stale.unlink()
+
+
+def _fsync(path: Path) -> None:
+    """Flush a written file to disk, so the rename that commits it cannot reach the disk before its bytes."""
+    with open(path, "rb+") as handle:
+        os.fsync(handle.fileno())
+
+
+def _read_state_record(folder: Path) -> dict | None:
+    path = folder / STATE_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def load_state(folder: str | Path) -> dict | None:
+    """The state save_state wrote, or None where there is none. Reads the older layout too (state.json the
+    bare tree, tensors in state.safetensors), so a run saved before the change still resumes."""
     folder = Path(folder)
-    if not (folder / "state.json").is_file():
+    record = _read_state_record(folder)
+    if record is None:
         return None
-    return _join(json.loads((folder / "state.json").read_text()), load_file(str(folder / "state.safetensors")))
+    if "tensors" in record and "tree" in record:
+        return _join(record["tree"], load_file(str(folder / record["tensors"])))
+    return _join(record, load_file(str(folder / LEGACY_STATE_TENSORS)))

@@ -132,10 +132,14 @@ def open_image(source) -> Image.Image:
             if image.width * image.height > MAX_UPLOAD_PIXELS:
                 raise DataError(f"image too large: {image.width}x{image.height} is over {MAX_UPLOAD_PIXELS:,} pixels")
             image.load()
+    # Pillow's own messages name the file's path on the server (an upload's temporary copy): say what was wrong
+    # with the input instead, never where it lives
     except Image.DecompressionBombError as error:
-        raise DataError(f"image too large (over {MAX_UPLOAD_PIXELS:,} pixels): {error}") from error
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise DataError(f"not a readable image: {error}") from error
+        raise DataError(f"image too large (over {MAX_UPLOAD_PIXELS:,} pixels)") from error
+    except UnidentifiedImageError as error:
+        raise DataError("not a readable image: use a PNG, JPEG, GIF, BMP, TIFF or WebP picture") from error
+    except (OSError, SyntaxError) as error:
+        raise DataError(f"not a readable image: the file is damaged or cut short ({type(error).__name__})") from error
     if image.width * image.height > MAX_UPLOAD_PIXELS:
         raise DataError(f"image too large: {image.width}x{image.height} is over {MAX_UPLOAD_PIXELS:,} pixels")
     return image

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from .base import LatentModel
+from .checkpoint import CheckpointError, weights_sha256
 
 
 def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
@@ -47,11 +49,13 @@ def path(a: torch.Tensor, b: torch.Tensor, frames: int, mode: str = "slerp") -> 
 @dataclass
 class Directions:
     """Unit latent directions (k, *latent_shape), the share of image variance each principal component
-    explains, and the latent-space standard deviation of each direction's score over prior samples."""
+    explains, and the latent-space standard deviation of each direction's score over prior samples.
+    `weights_sha256` names the checkpoint weights they were fitted for (None: a model not from a checkpoint)."""
 
     vectors: torch.Tensor
     explained_variance: torch.Tensor
     scale: torch.Tensor
+    weights_sha256: str | None = None
 
 
 @torch.inference_mode()
@@ -73,27 +77,60 @@ def principal_directions(model: LatentModel, k: int = 8, samples: int = 1000, se
     mapping = torch.linalg.lstsq(scores, z_flat).solution  # 3. z ~ scores @ mapping, (k, d)
     vectors = mapping / mapping.norm(dim=1, keepdim=True).clamp_min(1e-12)
     scale = (z_flat @ vectors.T).std(0)
-    return Directions(vectors.float().reshape(k, *model.latent_shape), explained.float(), scale.float())
+    return Directions(vectors.float().reshape(k, *model.latent_shape), explained.float(), scale.float(),
+                      fitted_for(model))
+
+
+def fitted_for(model) -> str | None:
+    """The weights hash of the checkpoint a model was loaded from (None for a model built in memory)."""
+    folder = getattr(model, "checkpoint_path", None)  # set by load_checkpoint; absent on a model built in memory
+    return weights_sha256(folder) if folder is not None else None
+
+
+def check_fitted_for(folder: Path, recorded: str | None, what: str, command: str) -> None:
+    """Refuse a file of directions fitted for other weights than the checkpoint's in `folder`. A file without
+    a hash (written before hashes were recorded) is refused too: nothing says which weights it belongs to,
+    directions for other weights edit the wrong thing without a sign of it, and refitting is one command.
+    Messages name the checkpoint by its folder's name, never by a path on the server."""
+    if recorded is None:
+        raise CheckpointError(f"{what} of {folder.name} do not say which weights they were fitted for; "
+                              f"refit them: {command} {folder.name}")
+    if recorded != weights_sha256(folder):
+        raise CheckpointError(f"{what} of {folder.name} were fitted for other weights than its model.safetensors "
+                              f"(the model was retrained or replaced); refit them: {command} {folder.name}")
 
 
 DIRECTIONS_FILE = "pca_directions.safetensors"
+DIRECTIONS_COMMAND = "python -m explorer.latent"  # what fits them, named in every refusal
 
 
 def save_directions(directions: Directions, folder) -> None:
+    """Write pca_directions.safetensors, the weights hash they were fitted for in its metadata."""
     from safetensors.torch import save_file
 
+    if directions.weights_sha256 is None:
+        raise ValueError("these directions were fitted on a model not loaded from a checkpoint: nothing says "
+                         "which weights they belong to, so they are not saved beside any")
     save_file({"vectors": directions.vectors.contiguous(), "explained_variance": directions.explained_variance,
-               "scale": directions.scale}, str(folder / DIRECTIONS_FILE))
+               "scale": directions.scale}, str(Path(folder) / DIRECTIONS_FILE),
+              metadata={"weights_sha256": directions.weights_sha256})
 
 
 def load_directions(folder) -> Directions | None:
+    """The principal directions shipped beside the checkpoint in `folder`, None where there are none;
+    refused (CheckpointError, saying what to run) where they were fitted for other weights or say not which."""
+    from safetensors import safe_open
     from safetensors.torch import load_file
 
+    folder = Path(folder)
     path = folder / DIRECTIONS_FILE
     if not path.is_file():
         return None
+    with safe_open(str(path), "pt") as handle:
+        recorded = (handle.metadata() or {}).get("weights_sha256")
+    check_fitted_for(folder, recorded, "the principal directions", DIRECTIONS_COMMAND)
     tensors = load_file(str(path))
-    return Directions(tensors["vectors"], tensors["explained_variance"], tensors["scale"])
+    return Directions(tensors["vectors"], tensors["explained_variance"], tensors["scale"], recorded)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,8 +12,20 @@ import torch
 CLASSIFIER_NAME = "classifier-mnist"
 
 
-@lru_cache(maxsize=2)
-def load_classifier(device: str | None = None):
+def load_classifier(device: str | torch.device | None = None):
+    """The shipped MNIST classifier on `device` (None picks the best, as load_model does), one instance per
+    device: "cpu" and torch.device("cpu") name the same device, so the cache key is the device's own string
+    ("cuda" given the index it means, as a model's parameters report it: "cuda:0")."""
+    from .base import pick_device
+
+    device = pick_device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    return _load_classifier(str(device))
+
+
+@lru_cache(maxsize=4)
+def _load_classifier(device: str):
     from .checkpoint import load_checkpoint, resolve
 
     return load_checkpoint(resolve(CLASSIFIER_NAME), device)

@@ -26,6 +26,7 @@ FAMILIES = ("GAN", "flow", "diffusion")
 GAN_LOSSES = ("cross-entropy", "Wasserstein (gradient penalty)")
 MODE_RADIUS = 1.0  # a generated point within this distance of a mode's centre counts for that mode
 SHOWN_POINTS = 500
+LOSS_HISTORY = 4000  # the loss curves show at least this many of the latest updates, and at most twice as many
 PLANE_PIXELS = 360
 
 
@@ -96,6 +97,20 @@ def mlp(inputs: int, outputs: int, hidden: int = 64, layers: int = 2) -> nn.Sequ
         parts += [nn.Linear(width, hidden), nn.LeakyReLU(0.2)]
         width = hidden
     return nn.Sequential(*parts, nn.Linear(width, outputs))
+
+
+def seeded_init(model: nn.Module, generator: torch.Generator) -> nn.Module:
+    """Every linear layer's weights drawn again, from `generator` alone, exactly as nn.Linear.reset_parameters
+    draws them from the global RNG (weight: Kaiming-uniform with a = sqrt(5), bias: U(+-1/sqrt(fan_in))), in
+    module order: a run's initial weights depend on its seed only, never on what another user's request drew
+    from the global RNG meanwhile (and a generator seeded with s gives what torch.manual_seed(s) used to)."""
+    with torch.no_grad():
+        for layer in model.modules():
+            if isinstance(layer, nn.Linear):
+                nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+                bound = 1 / math.sqrt(layer.in_features)
+                nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+    return model
 
 
 # --- the three families ------------------------------------------------------------------------------------
@@ -305,8 +320,8 @@ class Playground:
         if s.dataset == "your drawing" and (self.drawn is None or len(self.drawn) == 0):
             raise ValueError("draw the points first, on the sketchpad below the plane")
         self.lock = threading.Lock()  # one update or frame at a time, whichever event asks
-        torch.manual_seed(s.seed)  # the networks' initial weights
         self.model = {"GAN": lambda: ToyGAN(s.loss), "flow": ToyFlow, "diffusion": ToyDiffusion}[s.family]()
+        seeded_init(self.model, torch.Generator().manual_seed(s.seed))  # the networks' initial weights
         self.batches = torch.Generator().manual_seed(s.seed + 1)  # data and noise draws during training
         shown = torch.Generator().manual_seed(s.seed + 2)
         self.shown_data = toy_data(s.dataset, SHOWN_POINTS, shown, self.drawn)
@@ -319,7 +334,10 @@ class Playground:
 
     def _update(self) -> None:
         for name, value in self.model.update(self.data, self.batches).items():
-            self.losses.setdefault(name, []).append(value)
+            history = self.losses.setdefault(name, [])
+            history.append(value)
+            if len(history) >= 2 * LOSS_HISTORY:  # hours of Play keep a bounded history (trimmed now and then,
+                del history[:-LOSS_HISTORY]       # so an update pays for it once in LOSS_HISTORY updates)
         self.step += 1
 
     def train(self, updates: int) -> None:

@@ -23,8 +23,10 @@ import torch
 from tqdm import tqdm
 
 from .base import LatentModel, pick_device
-from .checkpoint import CHECKPOINTS_DIR, SAMPLES_FILE, build_model, load_state, save_checkpoint, save_state
+from .checkpoint import (CHECKPOINTS_DIR, SAMPLES_FILE, WEIGHTS_FILE, build_model, load_state, save_checkpoint,
+                         save_state, weights_sha256)
 from .data import image_grid, load_dataset, to_tensor
+from .latent import DIRECTIONS_FILE
 from .models import FAMILIES, model_class
 
 RUNS_DIR = Path(__file__).resolve().parent.parent / "runs"
@@ -62,6 +64,8 @@ def batches(n_items: int, batch_size: int, seed: int, start_step: int):
     """Yield (step, index array) forever; epoch e is a permutation seeded by (seed, e), so resuming at any
     step draws the same batches as an unbroken run."""
     per_epoch = n_items // batch_size
+    if per_epoch == 0:
+        raise ValueError(f"{n_items} items make no batch of {batch_size}")
     step = start_step
     while True:
         epoch, within = divmod(step, per_epoch)
@@ -69,6 +73,21 @@ def batches(n_items: int, batch_size: int, seed: int, start_step: int):
         for i in range(within, per_epoch):
             yield step, order[i * batch_size : (i + 1) * batch_size]
             step += 1
+
+
+def remove_fitted_files(folder: Path) -> None:
+    """Remove the attribute and principal directions beside a checkpoint whose weights just changed: they were
+    fitted for the old weights (loading would refuse them anyway, by their weights hash); say so, and what to
+    run to fit them again."""
+    from .attributes import ATTRIBUTES_FILE, ATTRIBUTES_RECORD  # here: training needs no scipy or scikit-image
+
+    removed = [name for name in (ATTRIBUTES_FILE, ATTRIBUTES_RECORD, DIRECTIONS_FILE) if (folder / name).is_file()]
+    for name in removed:
+        (folder / name).unlink()
+    if removed:
+        print(f"removed {', '.join(removed)} from {folder.name}: fitted for the weights this training replaced; "
+              f"refit with python -m explorer.attributes {folder.name} and python -m explorer.latent {folder.name}",
+              file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -111,6 +130,9 @@ def main(argv: list[str] | None = None) -> Path:
     (run_dir / "progress").mkdir(parents=True, exist_ok=True)
 
     dataset = load_dataset(args.data, "train")
+    if len(dataset) < batch_size:  # batches() draws whole batches only: an epoch would hold none
+        raise SystemExit(f"--data {args.data} has {len(dataset)} training images, fewer than one batch of "
+                         f"{batch_size}: add images, or pass a smaller --batch-size (at most {len(dataset)})")
     images = to_tensor(dataset.images).to(device)
     labels = torch.from_numpy(dataset.labels).to(device)
     torch.manual_seed(args.seed)
@@ -158,12 +180,15 @@ def main(argv: list[str] | None = None) -> Path:
             **({"ema": ema.model.state_dict()} if ema is not None else {}),
         })
         final = ema.model if ema is not None else model
+        before = weights_sha256(out) if (out / WEIGHTS_FILE).is_file() else None
         training = {"command": command, "dataset": dataset.source, "train_images": len(dataset), "steps": step,
                     "target_steps": steps, "batch_size": batch_size, "lr": lr, "lr_decay_from": args.decay_from,
                     "seed": args.seed,
                     "ema_decay": ema_decay, "device": str(device), "train_time_s": round(elapsed, 1),
                     "torch": torch.__version__}
         save_checkpoint(final, out, args.family, training)
+        if weights_sha256(out) != before:
+            remove_fitted_files(out)
 
     def preview(step: int) -> None:
         if preview_latent is None:

@@ -70,6 +70,27 @@ def test_eight_users_editing_at_once_get_their_own_results(app_url, local):  # n
     assert len({r.tobytes() for r in results}) == 8
 
 
+def test_interpolation_and_encoding_an_upload(client, local, tmp_path):
+    frames = client.predict("vae-mnist", 1, 2, 5, "slerp", api_name="/interpolate")
+    a, b = (local.get("vae-mnist").sample_latent(1, seed=s) for s in (1, 2))
+    first = (local.get("vae-mnist").decode(a)[0, 0] * 255).round().to(torch.uint8).numpy()
+    assert np.asarray(frames).shape == (5, 28, 28) and np.abs(np.asarray(frames[0]) - first.astype(int)).max() <= 1
+    with pytest.raises(gradio_client.exceptions.AppError, match="frames"):
+        client.predict("vae-mnist", 1, 2, 1000, "slerp", api_name="/interpolate")
+    from PIL import Image, ImageDraw
+
+    picture = Image.new("L", (100, 120), 255)
+    ImageDraw.Draw(picture).line([(50, 10), (50, 110)], fill=0, width=10)  # a "1"
+    picture.save(tmp_path / "one.png")
+    seen, rebuilt, caption = client.predict(gradio_client.handle_file(str(tmp_path / "one.png")), "vae-mnist",
+                                            api_name="/encode")
+    assert "mean absolute pixel error" in caption and Image.open(rebuilt).size == Image.open(seen).size
+    (tmp_path / "notes.png").write_text("not a picture")
+    with pytest.raises(gradio_client.exceptions.AppError, match="not a readable image") as refused:
+        client.predict(gradio_client.handle_file(str(tmp_path / "notes.png")), "vae-mnist", api_name="/encode")
+    assert "/tmp" not in str(refused.value) and "gradio" not in str(refused.value)  # no server path shown
+
+
 def test_attribute_edit_matches_the_library(client, local):
     import explorer
 

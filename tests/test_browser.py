@@ -1,4 +1,8 @@
-"""The app driven in a real browser (headless Debian chromium through Playwright), as a user would."""
+"""The app driven in a real browser (headless Debian chromium through Playwright), as a user would.
+
+Every wait is for a state of the page (a caption, an image, a table row), never for a length of time: on two
+busy cores a Compare of every model can take minutes, and a budget that fits an idle machine fails a loaded
+one. Playwright's own timeouts are therefore off (0); pytest.ini's hang guard fails a test that is stuck."""
 
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ROOT = Path(__file__).resolve().parent.parent
-TIMEOUT_MS = 120_000  # CI shares two cores between the server, the browser and pytest
+TIMEOUT_MS = 0  # no time limit on a wait: see the docstring
 
 if not shutil.which(CHROMIUM):
     pytest.fail(f"browser tests need chromium at {CHROMIUM} (.ci/run installs Debian's chromium)", pytrace=False)
@@ -39,16 +43,14 @@ def app_url():
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
-        for _ in range(240):
+        while True:  # until it answers or exits (a server that never does is caught by the hang guard)
             try:
-                urllib.request.urlopen(url, timeout=1)
+                urllib.request.urlopen(url, timeout=30)
                 break
             except OSError:
                 if server.poll() is not None:
                     pytest.fail(f"the app exited: {server.stdout.read().decode()[-2000:]}")
-                time.sleep(0.5)
-        else:
-            pytest.fail("the app did not answer within 120 s")
+                time.sleep(0.5)  # polling interval, not a budget
         yield url
     finally:
         server.terminate()
@@ -110,7 +112,7 @@ def test_every_tab_loads(page):
 
 def test_clicking_the_latent_map_decodes_the_point(page):
     open_tab(page, "Latent map")
-    page.wait_for_function("document.querySelector('#map-left-caption').innerText.includes('held-out digits')", timeout=TIMEOUT_MS)
+    page.wait_for_function("document.querySelector('#map-left-caption').innerText.includes('held-out digits')")
     page.wait_for_selector("#map-left img")
     assert page.query_selector("#map-left-decoded img") is None
     page.locator("#map-left img").click(position={"x": 150, "y": 160})
@@ -150,6 +152,7 @@ def test_the_conditional_vae_draws_the_chosen_digit(page):
 def test_clicking_a_sample_picks_it_and_the_edit_slider_changes_the_image(page):
     edit_picked_sample(page)
     assert "#0" in page.inner_text("#sample-picked")
+    assert page.is_checked("#edit-lock-digit input[type=checkbox]")  # the digit is kept unless the user says not
     before = image_src(page, "#edit-image")
     page.locator("#edit-thickness input[type=range]").fill("2.5")
     after = wait_src_change(page, "#edit-image", before)
@@ -260,12 +263,14 @@ def test_the_playground_plays_pauses_and_steps(page):
     page.wait_for_function("document.querySelector('#play-caption').innerText.match(/step (\\d+)/)?.[1] > 100")
     assert image_src(page, "#play-plane") != first  # the points moved
     page.click("#play-pause")
-    page.wait_for_timeout(1500)  # let the last streamed frame arrive
-    paused = playground_step(page)
-    page.wait_for_timeout(1500)
-    assert playground_step(page) == paused  # nothing trains while paused
+    # Pause's own frame says where the run stopped (read in the same check: a frame Play had already sent can
+    # still land after it, showing an earlier step, never a later one, since Pause waits for the update in hand)
+    paused = int(page.wait_for_function("""() => {
+        const text = document.querySelector('#play-caption').innerText;
+        return text.includes('Paused') && text.match(/step (\\d+)/)[1]; }""").json_value())
     page.click("#play-step")
-    page.wait_for_function(f"document.querySelector('#play-caption').innerText.includes('step {paused + 10} ')")
+    page.wait_for_function(f"document.querySelector('#play-caption').innerText.match(/step (\\d+)/)?.[1] > {paused}")
+    assert playground_step(page) == paused + 10  # one Step's updates and no more: nothing trained while paused
     assert "modes covered" in page.inner_text("#play-caption")
     page.locator("#play-family").get_by_text("flow", exact=True).click()  # another family starts a fresh run
     page.wait_for_function("document.querySelector('#play-caption').innerText.includes('step 0')")

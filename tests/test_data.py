@@ -104,8 +104,15 @@ def test_prepare_digit_reads_files_and_bytes(tmp_path):
 
 def test_prepare_digit_refuses_what_is_not_a_digit(tmp_path):
     (tmp_path / "notes.txt").write_text("not an image")
-    with pytest.raises(DataError, match="not a readable image"):
+    with pytest.raises(DataError, match="not a readable image") as refused:
         prepare_digit(tmp_path / "notes.txt")
+    assert str(tmp_path) not in str(refused.value)  # the message says what is wrong, not where the file lives
+    buffer = io.BytesIO()
+    drawing().save(buffer, format="PNG")
+    (tmp_path / "cut.png").write_bytes(buffer.getvalue()[:200])  # a PNG cut short
+    with pytest.raises(DataError, match="damaged or cut short") as refused:
+        prepare_digit(tmp_path / "cut.png")
+    assert str(tmp_path) not in str(refused.value)
     with pytest.raises(DataError, match="no visible digit"):
         prepare_digit(Image.new("L", (50, 50), 255))
     with pytest.raises(DataError, match="too large"):

@@ -53,3 +53,34 @@ def test_learning_rate_decay_is_applied_recorded_and_checked(tmp_path):
     assert json.loads((tmp_path / "annealed" / "config.json").read_text())["training"]["lr_decay_from"] == 3
     with pytest.raises(SystemExit, match="--decay-from must be a step before --steps"):
         run(tmp_path, "late", 3, "--decay-from", "3")
+
+
+FITTED = ("attributes.json", "attributes.safetensors", "pca_directions.safetensors")
+
+
+def test_retraining_removes_directions_fitted_for_the_old_weights_and_says_so(tmp_path, capsys):
+    run(tmp_path, "re", 3)
+    for name in FITTED:  # stand-ins: training must not read them, only know they belong to the old weights
+        (tmp_path / "re" / name).write_text("fitted for the step-3 weights")
+    capsys.readouterr()
+    run(tmp_path, "re", 3)  # already trained: the checkpoint is rewritten with the same weights, so they stay
+    assert all((tmp_path / "re" / name).is_file() for name in FITTED)
+    assert "removed" not in capsys.readouterr().err
+    run(tmp_path, "re", 3, "--fresh", "--seed", "1")  # other weights into the same folder
+    assert not any((tmp_path / "re" / name).exists() for name in FITTED)
+    err = capsys.readouterr().err
+    assert "removed attributes.safetensors, attributes.json, pca_directions.safetensors from re" in err
+    assert "python -m explorer.attributes re" in err and "python -m explorer.latent re" in err
+
+
+def test_a_folder_with_fewer_images_than_one_batch_is_refused_clearly(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "few" / "3"
+    folder.mkdir(parents=True)
+    for i in range(5):
+        canvas = Image.new("L", (28, 28), 0)
+        canvas.paste(255, (10 + i, 6, 16 + i, 22))  # a white bar: something prepare_digit can centre
+        canvas.save(folder / f"{i}.png")
+    with pytest.raises(SystemExit, match="has 5 training images, fewer than one batch of 16.*--batch-size"):
+        run(tmp_path, "few", 3, "--data", str(tmp_path / "few"))

@@ -102,13 +102,15 @@ def test_thicker_slider_thickens_and_readout_flags_side_effects(models, vae_pick
 
 def test_lock_holds_slant_within_a_third_of_its_spread(models, vae_pick):
     settings = edit.open_pick(models, vae_pick)[2]
+    assert settings["locks"] == ["digit"]  # the tab opens with the digit kept
     locked = edit.apply_control(settings, "lock:slant", True)
-    assert locked["locks"] == ["slant"] and settings["locks"] == []
+    assert locked["locks"] == ["slant", "digit"] and settings["locks"] == ["digit"]
     _, locked, readout = edit.move(models, vae_pick, locked, "thickness", 2.0)
     *_, change, note = readout_row(readout, "slant")
     assert note == "locked" and abs(float(change)) <= 0.3
     unlocked = edit.apply_control(locked, "lock:slant", False)
-    assert unlocked["locks"] == []
+    assert unlocked["locks"] == ["digit"]
+    assert edit.apply_control(unlocked, "lock:digit", False)["locks"] == []  # the user can release it
 
 
 def test_digit_slider_turns_the_digit(models, vae_pick):
@@ -118,6 +120,7 @@ def test_digit_slider_turns_the_digit(models, vae_pick):
     _, settings, _ = edit.move(models, vae_pick, settings, "digit", 3.0)
     probs, readout = edit.readouts(models, vae_pick, settings)
     assert probs[str(target)] > 0.5 and f"Reads as <b>{target}</b>" in readout
+    assert "stands aside" in readout  # the digit was kept until this slider asked for another
 
 
 @pytest.mark.parametrize("pick, message", [
@@ -146,9 +149,16 @@ def test_edit_refuses_missing_settings(models, vae_pick):
         edit.move(models, vae_pick, None, "thickness", 1.0)
 
 
-def test_readout_decode_is_cached(models, vae_pick):
+def test_readout_decode_is_cached_and_every_caller_gets_its_own_tensor(models, vae_pick, monkeypatch):
     model, z, _ = edit.edited_latent(models, vae_pick, edit.fresh_settings())
-    assert models.decode("vae-mnist", z) is models.decode("vae-mnist", z.clone())
+    first = models.decode("vae-mnist", z)
+    calls = []
+    monkeypatch.setattr(model, "decode", lambda latent: calls.append(latent) or pytest.fail("decoded again"))
+    second = models.decode("vae-mnist", z.clone())
+    assert not calls and torch.equal(first, second) and second is not first
+    second.fill_(0.5)  # a caller writing into its result changes neither the cache nor anyone else's
+    third = models.decode("vae-mnist", z.clone())
+    assert torch.equal(third, first) and third is not second
 
 
 # --- your own digit ---------------------------------------------------------------------------------------------
@@ -255,8 +265,9 @@ def test_denoise_streams_every_step_then_offers_scrubbing(models):
     frames, slider = outputs[-1][3], outputs[-1][4]
     assert len(frames) == 6 and slider["maximum"] == 5
     assert "x_prev = (1/√α_t)" in outputs[0][2]
+    assert all(f["x_t"].dtype == np.uint8 and f["x_t"].shape == (28, 28) == f["x_0"].shape for f in frames)  # compact
     x_t, x_0, text = denoise.scrub(frames, 2)
-    assert np.array_equal(x_t, frames[2]["x_t"]) and "step 3 of 6" in text
+    assert np.array_equal(x_t[::8, ::8], frames[2]["x_t"]) and x_t.shape == (224, 224) and "step 3 of 6" in text
     assert Image.open(denoise.export_gif(frames)).n_frames >= 6
 
 
@@ -406,3 +417,32 @@ def test_every_image_the_app_shows_is_lossless(models):
         path = data.root[0].image.path if isinstance(component, gr.Gallery) else data.path
         with Image.open(path) as sent:
             assert np.array_equal(np.asarray(sent.convert("L")), digit), (component.label, path)
+
+
+def test_every_event_is_queued_and_slow_work_has_lanes_of_its_own(models):
+    """No event bypasses the queue's limits; long work, the Playground and diffusion's edits each have a lane,
+    so they cannot take the slots of quick events."""
+    app = build_app(models)
+    fns = [fn for fn in app.fns.values() if fn.fn is not None]  # not the browser-only steps (the tab switch)
+    assert all(fn.queue for fn in fns), [fn.name for fn in fns if not fn.queue]
+    lanes = {}
+    for fn in fns:
+        lanes.setdefault(fn.concurrency_id, set()).add(fn.concurrency_limit)
+    assert lanes["long"] == {2} and lanes["playground"] == {4} and lanes["edit-slow"] == {1} and lanes["edit"] == {"default"}
+    by_name = {fn.api_name: fn.concurrency_id for fn in fns if fn.api_name}
+    assert by_name["compare"] == by_name["denoise"] == by_name["encode"] == "long"
+    slider_events = [fn for fn in fns if fn.concurrency_id in ("edit", "edit-slow")]
+    assert len(slider_events) == 2 * len(edit.CONTROLS)  # every control: one event per lane
+
+
+def test_each_pick_moves_in_its_own_lane(models, vae_pick):
+    settings = edit.open_pick(models, vae_pick)[2]
+    skip = (gr.skip(), gr.skip(), gr.skip())
+    assert edit.lane_move(models, vae_pick, settings, "thickness", 1.0, slow_lane=True) == skip
+    image, moved, _ = edit.lane_move(models, vae_pick, settings, "thickness", 1.0, slow_lane=False)
+    assert moved["amounts"]["thickness"] == 1.0
+    ddpm = make_pick("ddpm-mnist", models.get("ddpm-mnist").sample_latent(1, seed=0)[0], "ddpm")
+    assert edit.lane_move(models, ddpm, edit.fresh_settings(), "thickness", 1.0, slow_lane=False) == skip
+    with pytest.raises(gr.Error, match="Sample tab"):  # nothing picked: the fast lane says what to do
+        edit.lane_move(models, None, settings, "thickness", 1.0, slow_lane=False)
+    assert edit.lane_move(models, None, settings, "thickness", 1.0, slow_lane=True) == skip

@@ -96,7 +96,7 @@ class CVAE(LatentModel):
     def _encode(self, x: torch.Tensor, progress=None) -> torch.Tensor:
         from ..metrics import load_classifier
 
-        classifier = load_classifier()
+        classifier = load_classifier(self.device)  # where this model runs, not wherever a GPU happens to be
         digits = classifier(x.to(next(classifier.parameters()).device)).argmax(1).to(x.device)
         y = F.one_hot(digits, DIGITS).to(x)
         return torch.cat([self.posterior(x, y)[0], y], 1)

@@ -38,6 +38,7 @@ class DiffusionConfig:
 
 class Diffusion(LatentModel):
     family = "diffusion"
+    decode_is_slow = True  # 50 UNet passes per decode (deterministic DDIM)
     config_class = DiffusionConfig
     train_defaults = {"steps": 8000, "batch_size": 64, "lr": 5e-4, "warmup": 200}  # sized for a 2-core CPU
     can_encode = True  # DDIM inversion: approximate, so encode_is_exact stays False

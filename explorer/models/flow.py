@@ -163,6 +163,7 @@ class FlowStep(nn.Module):
 
 class Flow(LatentModel):
     family = "flow"
+    needs_float64 = True  # the 1x1 convolutions are inverted in float64
     config_class = FlowConfig
     train_defaults = {"steps": 6000, "batch_size": 64, "lr": 1e-3, "warmup": 200}  # Glow's lr; sized for a CPU
     can_encode = True

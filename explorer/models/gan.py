@@ -152,18 +152,15 @@ class GAN(LatentModel):
         generator = torch.Generator().manual_seed(seed)
         z = torch.randn((starts * n, self.config.latent_dim), generator=generator).to(x.device).requires_grad_(True)
         optimizer = torch.optim.Adam([z], lr=0.05)
-        self.generator.requires_grad_(False)
-        try:
-            for i in range(steps):
-                error = (self._decode(z) - target).pow(2).flatten(1).mean(1)
-                loss = error.sum() + 1e-3 * z.pow(2).sum()  # the small prior term keeps z where G was trained
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if progress is not None:
-                    progress(i + 1, steps)
-        finally:
-            self.generator.requires_grad_(True)
+        # the gradient with respect to z alone (autograd.grad, not backward): the generator's weights are never
+        # written, and their requires_grad is never touched, so a shared model serves inversions side by side
+        for i in range(steps):
+            error = (self._decode(z) - target).pow(2).flatten(1).mean(1)
+            loss = error.sum() + 1e-3 * z.pow(2).sum()  # the small prior term keeps z where G was trained
+            (z.grad,) = torch.autograd.grad(loss, [z])
+            optimizer.step()
+            if progress is not None:
+                progress(i + 1, steps)
         with torch.no_grad():
             error = (self._decode(z) - target).pow(2).flatten(1).mean(1).view(starts, n)
             best = error.argmin(0)

@@ -89,6 +89,7 @@ class GatedLayer(nn.Module):
 
 class PixelCNN(LatentModel):
     family = "pixelcnn"
+    needs_float64 = True  # the per-pixel CDFs are cumulated and searched in float64
     config_class = PixelCNNConfig
     train_defaults = {"steps": 6000, "batch_size": 32, "lr": 1e-3, "warmup": 200}
     has_likelihood = True

@@ -61,6 +61,7 @@ def row_generators(z: torch.Tensor) -> list[torch.Generator]:
 
 class RBM(LatentModel):
     family = "rbm"
+    needs_float64 = True  # the Gibbs chain's coin flips compare float64 uniforms with probabilities
     config_class = RBMConfig
     train_defaults = {"steps": 15000, "batch_size": 100, "lr": 3e-4, "warmup": 1}
     multi_step = True

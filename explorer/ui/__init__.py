@@ -7,6 +7,7 @@ import gradio as gr
 
 from . import compare, denoise, edit, interpolate, latent_map, playground, sample
 from ..models import FAMILIES
+from .common import LONG_WORK, PLAYGROUND
 from .models import ModelCache
 
 TITLE = "Latent Explorer"
@@ -52,8 +53,12 @@ def header(models: ModelCache) -> str:
 SHOW_TAB = "() => document.querySelector('#tab-{tab}-button')?.click()"
 
 
-def build_app(models: ModelCache) -> gr.Blocks:
-    with gr.Blocks(title=TITLE) as app:
+def build_app(models: ModelCache, delete_cache: tuple[int, int] | None = None) -> gr.Blocks:
+    """The whole app on `models`; `delete_cache` (every, older than; seconds) empties Gradio's file cache."""
+    from .server import install_gradio_fixes
+
+    install_gradio_fixes()
+    with gr.Blocks(title=TITLE, delete_cache=delete_cache) as app:
         gr.Markdown(f"# {TITLE}\n{header(models)}")
         picked, end_a, end_b = gr.State(None), gr.State(None), gr.State(None)
         with gr.Tabs():
@@ -87,9 +92,9 @@ def build_app(models: ModelCache) -> gr.Blocks:
         fn, inputs, outputs = denoise_parts["load"]
         app.load(fn, inputs, outputs, api_visibility="private")
         for fn, inputs, outputs in map_parts["load"]:  # drawn when first opened: encoding 2,000 digits is not free
-            map_tab.select(fn, inputs, outputs, api_visibility="private")
+            map_tab.select(fn, inputs, outputs, api_visibility="private", **LONG_WORK)
         fn, inputs, outputs = playground_parts["load"]  # a run of one's own only for those who open the tab
-        playground_tab.select(fn, inputs, outputs, api_visibility="private")
+        playground_tab.select(fn, inputs, outputs, api_visibility="private", **PLAYGROUND)
 
         # stateless JSON endpoints for gradio_client (the UI's own events keep per-user state)
         def decode(model: str, latent: list[float]) -> list[list[int]]:
@@ -103,9 +108,15 @@ def build_app(models: ModelCache) -> gr.Blocks:
                             count: int = 32) -> list[list[int]]:
             return edit.api_edit_attributes(models, model, seed, index, amounts, lock, temperature, count)
 
+        def interpolate_seeds(model: str, seed_a: int, seed_b: int, frames: int = 10,
+                              mode: str = "slerp") -> list[list[list[int]]]:
+            return interpolate.api_interpolate(models, model, seed_a, seed_b, frames, mode)
+
         decode.__doc__, edit_sample.__doc__ = sample.api_decode.__doc__, edit.api_edit.__doc__
         edit_attributes.__doc__ = edit.api_edit_attributes.__doc__
+        interpolate_seeds.__doc__ = interpolate.api_interpolate.__doc__
         gr.api(decode, api_name="decode")
         gr.api(edit_sample, api_name="edit")
         gr.api(edit_attributes, api_name="edit_attributes")
+        gr.api(interpolate_seeds, api_name="interpolate")
     return app

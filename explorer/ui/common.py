@@ -6,8 +6,13 @@ data, never a model, checked against the model's latent shape whenever it is use
 
 from __future__ import annotations
 
+import atexit
 import math
+import shutil
 import tempfile
+import threading
+import time
+import uuid
 from pathlib import Path
 
 import gradio as gr
@@ -20,7 +25,15 @@ from ..base import MAX_SEED, LatentModel
 from ..data import to_uint8
 from .models import ModelCache
 
-__all__ = ["MAX_SEED", "check_int", "check_float", "check_choice", "to_image", "labelled_strip", "make_pick",
+# Work that can take tens of seconds to minutes (Compare, a denoising run, encoding an upload, building a latent
+# map) queues in a lane of its own with at most two running, so however many people start it, the other
+# events (samples, edits, interpolations) still find free slots in the default lane.
+LONG_WORK = dict(concurrency_id="long", concurrency_limit=2)
+# The Playground's Play streams frames for up to PLAY_LIMIT_S: its own lane, so players never hold the slots
+# everything else runs in.
+PLAYGROUND = dict(concurrency_id="playground", concurrency_limit=4)
+
+__all__ = ["LONG_WORK", "PLAYGROUND", "MAX_SEED", "check_int", "check_float", "check_choice", "to_image", "labelled_strip", "make_pick",
            "picked_latent", "model_or_error", "smooth_or_error", "image_rows"]
 
 
@@ -80,12 +93,39 @@ def labelled_strip(images: torch.Tensor, labels: list[str], scale: int = 3) -> I
     return strip
 
 
+EXPORT_MAX_AGE_S = 15 * 60  # an exported file outlives the download it was made for by this long
+_exports: dict[str, Path] = {}
+_exports_guard = threading.Lock()
+
+
+def export_folder() -> Path:
+    """A fresh folder for one export's files, inside one folder per server process that is removed at exit.
+    Gradio copies a returned file into its own cache (which `delete_cache` cleans), so ours are needed only
+    until then; each new export removes the ones older than EXPORT_MAX_AGE_S, so hours of use leave at most
+    a quarter of an hour's files behind."""
+    with _exports_guard:
+        if "root" not in _exports:
+            _exports["root"] = Path(tempfile.mkdtemp(prefix="latent-explorer-exports-"))
+            atexit.register(shutil.rmtree, _exports["root"], ignore_errors=True)
+        root = _exports["root"]
+    oldest = time.time() - EXPORT_MAX_AGE_S
+    for old in root.iterdir():
+        try:
+            if old.stat().st_mtime < oldest:
+                shutil.rmtree(old, ignore_errors=True)
+        except FileNotFoundError:  # another request removed it first
+            pass
+    folder = root / uuid.uuid4().hex
+    folder.mkdir()
+    return folder
+
+
 def export_frames(models, images: torch.Tensor, stem: str) -> tuple[Image.Image, str, str]:
     """Decoded frames -> (a strip labelled with the digit the classifier reads under each, an animated GIF
     that plays there and back so its loop has no jump, the strip as a PNG), the files in a fresh folder."""
     probs, _ = models.classifier().predict(images.cpu())
     strip = labelled_strip(images, [f"{int(p.argmax())} {float(p.max()):.0%}" for p in probs])
-    out = Path(tempfile.mkdtemp(prefix=f"{stem}-"))
+    out = export_folder()
     big = [np.asarray(to_image(image, 6)) for image in images]
     gif, png = out / f"{stem}.gif", out / f"{stem}-strip.png"
     iio.imwrite(gif, big + big[-2:0:-1], duration=80, loop=0)

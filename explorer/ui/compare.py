@@ -8,7 +8,7 @@ import time
 import gradio as gr
 
 from ..data import image_grid
-from .common import MAX_SEED, check_int, image_view
+from .common import LONG_WORK, MAX_SEED, check_int, image_view
 from .models import ModelCache
 
 N_SAMPLES = 8
@@ -57,4 +57,4 @@ def build(models: ModelCache):
         run = gr.Button("Compare", variant="primary", elem_id="compare-run")
     outputs = [image_view(label=name, type="pil", elem_id=f"compare-{name}") for name in models.names]
     table = gr.Markdown(elem_id="compare-table")
-    run.click(lambda s: (yield from compare(models, s)), seed, [*outputs, table], api_name="compare")
+    run.click(lambda s: (yield from compare(models, s)), seed, [*outputs, table], api_name="compare", **LONG_WORK)

@@ -1,9 +1,11 @@
 """The Edit tab: the picked latent (a sample, or the user's own digit encoded) moved along named attribute
 directions with locks, and along unlabelled principal directions, with readouts of what each edit did.
 
-Wiring for speed: each control sends only its own value plus the two states (picked latent, edit settings)
-and gets back the image, the settings and the readout in one direct request (queue=False: no queue join and
-event stream for a step that takes a few milliseconds)."""
+Wiring: each control sends only its own value plus the two states (picked latent, edit settings) and gets
+back the image, the settings and the readout in one event. Every move goes through the queue, under its
+concurrency limit, in one of two lanes: models that decode in one pass share the "edit" lane; a model whose
+decode runs its network many times (diffusion, `decode_is_slow`), where a move that keeps the digit costs
+several decodes, has the "edit-slow" lane to itself, one move at a time, so it never holds up anyone else's."""
 
 from __future__ import annotations
 
@@ -15,8 +17,8 @@ import torch
 
 from ..attributes import ATTRIBUTES, SLIDERS, UNITS, edit, morphometrics
 from ..data import DataError, open_image, prepare_digit
-from .common import (check_choice, check_float, check_int, image_rows, image_view, make_pick, model_or_error, picked_latent,
-                     smooth_or_error, to_image)
+from .common import (LONG_WORK, check_choice, check_float, check_int, image_rows, image_view, make_pick, model_or_error,
+                     picked_latent, smooth_or_error, to_image)
 from .models import ModelCache
 from .sample import pick_sample
 
@@ -24,6 +26,10 @@ N_PRINCIPAL = 6
 SLIDER_RANGE = 3.0   # attribute sliders: standard deviations of the attribute over the model's samples
 SIDE_EFFECT_SD = 0.3  # a measure that moves more than this, unasked, is flagged in the readout
 LOCKABLE = (*SLIDERS, "digit")
+# the Edit tab opens every pick with the digit kept: unkept, one SD of width or slant turns 20-55% of digits into
+# another (benchmarks/attribute_edits.py, "same digit"); the user can untick it, and the API locks only what
+# its `lock` argument names
+OPENING_LOCKS = ("digit",)
 CONTROLS = (*SLIDERS, "digit", "target", *(f"pc{i}" for i in range(N_PRINCIPAL)), *(f"lock:{n}" for n in LOCKABLE))
 
 EXPLANATION = (
@@ -42,10 +48,11 @@ OWN_DIGIT = (
 )
 
 
-def fresh_settings(digit_read: int = 0, original: dict | None = None) -> dict:
+def fresh_settings(digit_read: int = 0, original: dict | None = None, locks=()) -> dict:
     """Per-user edit settings: slider amounts, locks, the digit read at the pick and its measures."""
     return {"amounts": {name: 0.0 for name in SLIDERS}, "digit": 0.0, "target": (digit_read + 1) % 10,
-            "pca": [0.0] * N_PRINCIPAL, "locks": [], "digit_read": digit_read, "original": original or {}}
+            "pca": [0.0] * N_PRINCIPAL, "locks": [n for n in LOCKABLE if n in locks], "digit_read": digit_read,
+            "original": original or {}}
 
 
 def check_settings(settings) -> dict:
@@ -84,9 +91,11 @@ def edited_latent(models: ModelCache, pick, settings) -> tuple:
     directions = models.attributes(pick["model"])
     target = f"digit {check_int(settings['target'], 'target digit', 0, 9)}"
     held_digit = f"digit {check_int(settings['digit_read'], 'digit read', 0, 9)}"
-    lock = [n if n != "digit" else held_digit for n in settings["locks"] if n in LOCKABLE]
     amounts = {n: check_float(settings["amounts"].get(n, 0.0), n, -SLIDER_RANGE, SLIDER_RANGE) for n in SLIDERS}
     digit_amount = check_float(settings["digit"], "toward digit", -SLIDER_RANGE, SLIDER_RANGE)
+    # "toward digit k" asks for another digit, so while it is moved "keep the digit" stands aside (the readout says so)
+    lock = [n if n != "digit" else held_digit for n in settings["locks"]
+            if n in LOCKABLE and not (n == "digit" and digit_amount)]
     if digit_amount:
         amounts[target] = amounts.get(target, 0.0) + digit_amount
     pca = [check_float(a, f"PC{i + 1}", -SLIDER_RANGE, SLIDER_RANGE) for i, a in enumerate(settings["pca"][:N_PRINCIPAL])]
@@ -94,8 +103,9 @@ def edited_latent(models: ModelCache, pick, settings) -> tuple:
     extra = sum((a * s * v for a, v, s in zip(pca, principal.vectors, principal.scale) if a), torch.zeros_like(z[0]))
     try:
         held = edit(model, z, {n: a for n, a in amounts.items() if n in lock and a}, directions=directions)
+        # "keep the digit" keeps which digit is read, not how confidently (see explorer.edit's hold_log_odds)
         moved = edit(model, held, {n: a for n, a in amounts.items() if n not in lock}, lock=lock,
-                     directions=directions, extra=extra)
+                     directions=directions, extra=extra, hold_log_odds=False)
     except ValueError as error:
         raise gr.Error(str(error)) from error
     return model, moved, z
@@ -107,6 +117,16 @@ def move(models: ModelCache, pick, settings, control, value):
     model, z, _ = edited_latent(models, pick, settings)
     image = models.decode(pick["model"], z)
     return to_image(image, 10), settings, readouts(models, pick, settings, image)[1]
+
+
+def lane_move(models: ModelCache, pick, settings, control, value, slow_lane: bool):
+    """`move`, in the lane this pick's model belongs to; the other lane's event for the same input skips. A
+    pick that names no model goes to the fast lane, whose `move` says what is wrong."""
+    name = pick.get("model") if isinstance(pick, dict) else None
+    slow = name in models.names and models.model_class(name).decode_is_slow
+    if slow != slow_lane:
+        return gr.skip(), gr.skip(), gr.skip()
+    return move(models, pick, settings, control, value)
 
 
 def measured(models: ModelCache, image):
@@ -147,7 +167,9 @@ def readout_html(models: ModelCache, pick, settings, probs, now: dict) -> tuple[
         f'<div class="readout"><div class="digits"><div class="caption">digit the classifier reads</div>{bars}</div>'
         '<table><thead><tr><th>measure</th><th>picked</th><th>edited</th><th>change (sd)</th><th></th></tr></thead>'
         f'<tbody>{"".join(rows)}</tbody></table>'
-        f"<p>Reads as <b>{top[0]}</b> ({shares[top[0]]:.0%}); the picked sample read as {settings['digit_read']}.</p></div>")
+        f"<p>Reads as <b>{top[0]}</b> ({shares[top[0]]:.0%}); the picked sample read as {settings['digit_read']}.</p>"
+        + ("<p>“keep the digit” stands aside while “toward digit” is moved.</p>"
+           if "digit" in settings["locks"] and settings["digit"] else "") + "</div>")
 
 
 def open_pick(models: ModelCache, pick):
@@ -155,7 +177,7 @@ def open_pick(models: ModelCache, pick):
     model, z = picked_latent(models, pick, smooth=True)
     image = models.decode(pick["model"], z)
     probs, figures = measured(models, image)
-    settings = fresh_settings(int(probs.argmax()), figures)
+    settings = fresh_settings(int(probs.argmax()), figures, OPENING_LOCKS)
     record = models.attributes(pick["model"]).record
     labels = record.get("principal_labels", [])
     shares = models.directions(pick["model"]).explained_variance.tolist()
@@ -171,7 +193,7 @@ def open_pick(models: ModelCache, pick):
     _, readout = readout_html(models, pick, settings, probs, figures)  # unedited: the measures above
     return [to_image(image, 10), f"Editing **{pick.get('label', pick['model'])}**.", settings, readout,
             *named, gr.update(value=0), gr.update(value=settings["target"]), *principal,
-            *[gr.update(value=False) for _ in LOCKABLE]]
+            *[gr.update(value=n in OPENING_LOCKS) for n in LOCKABLE]]
 
 
 def edited_pick(models: ModelCache, pick, settings):
@@ -276,7 +298,8 @@ def build(models: ModelCache, picked: gr.State):
             with gr.Row():
                 digit = gr.Slider(-SLIDER_RANGE, SLIDER_RANGE, value=0, step=0.1, label="toward digit", scale=3, elem_id="edit-digit")
                 target = gr.Dropdown(list(range(10)), value=1, label="digit", scale=1, min_width=60, elem_id="edit-target")
-                locks.append(gr.Checkbox(label="keep the digit", value=False, scale=1, min_width=60, elem_id="edit-lock-digit"))
+                locks.append(gr.Checkbox(label="keep the digit", value="digit" in OPENING_LOCKS, scale=1, min_width=60,
+                                         elem_id="edit-lock-digit"))
     with gr.Accordion("Principal directions (found without labels, named by what they move most)", open=False):
         principal = [gr.Slider(-SLIDER_RANGE, SLIDER_RANGE, value=0, step=0.1, label=f"PC{i + 1}", elem_id=f"edit-slider-{i}")
                      for i in range(N_PRINCIPAL)]
@@ -304,9 +327,12 @@ def build(models: ModelCache, picked: gr.State):
     controls = [(c, n) for c, n in zip(named, SLIDERS)] + [(digit, "digit"), (target, "target")] + \
         [(c, f"pc{i}") for i, c in enumerate(principal)] + [(c, f"lock:{n}") for c, n in zip(locks, LOCKABLE)]
     for component, control in controls:
-        handler = functools.partial(lambda p, s, v, control: move(models, p, s, control, v), control=control)
-        component.input(handler, [picked, settings, component], [image, settings, readout], trigger_mode="always_last",
-                        show_progress="hidden", queue=False, api_visibility="private")
+        for lane, slow_lane in (("edit", False), ("edit-slow", True)):
+            handler = functools.partial(lambda p, s, v, control, slow_lane: lane_move(models, p, s, control, v, slow_lane),
+                                        control=control, slow_lane=slow_lane)
+            component.input(handler, [picked, settings, component], [image, settings, readout], trigger_mode="always_last",
+                            show_progress="hidden", concurrency_id=lane, concurrency_limit=1 if slow_lane else "default",
+                            api_visibility="private")
 
     opened = [image, source, settings, readout, *named, digit, target, *principal, *locks]
     reset.click(lambda p: open_pick(models, p), picked, opened, api_visibility="private")
@@ -316,9 +342,11 @@ def build(models: ModelCache, picked: gr.State):
             return encode_digit(models, name, read(value), progress)
         return encode_with_progress
 
-    for button, read, value in ((encode_upload, digit_from_upload, upload), (encode_sketch, digit_from_drawing, sketch)):
-        button.click(encoder_of(read), [value, encoder],
-                     [seen, rebuilt, encoded_caption, picked], api_visibility="private").success(
+    for button, read, value, api in ((encode_upload, digit_from_upload, upload, dict(api_name="encode")),
+                                     (encode_sketch, digit_from_drawing, sketch, dict(api_visibility="private"))):
+        # encoding by optimisation or DDIM inversion takes seconds to tens of seconds: the long-work lane
+        button.click(encoder_of(read), [value, encoder], [seen, rebuilt, encoded_caption, picked], **api,
+                     **LONG_WORK).success(
             lambda p: open_pick(models, p), picked, opened, api_visibility="private")
     make_end = functools.partial(edited_pick, models)
     return {"open": (lambda p: open_pick(models, p), picked, opened), "to_a": to_a, "to_b": to_b,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import gradio as gr
 
 from ..latent import path
-from .common import (MAX_SEED, check_choice, check_int, export_frames, image_view, make_pick, picked_latent,
-                     smooth_or_error)
+from .common import (MAX_SEED, check_choice, check_int, export_frames, image_rows, image_view, make_pick,
+                     picked_latent, smooth_or_error)
 from .models import ModelCache
 
 MAX_FRAMES = 64
@@ -38,6 +38,18 @@ def interpolate(models: ModelCache, a, b, mode, frames):
     strip, gif, png = export_frames(models, model.decode(path(z_a[0], z_b[0], frames, mode)), "interpolation")
     caption = f"{frames} frames, {mode}, from **{a.get('label', 'A')}** to **{b.get('label', 'B')}**"
     return strip, gif, png, caption
+
+
+def api_interpolate(models: ModelCache, model: str, seed_a: int, seed_b: int, frames: int = 10,
+                    mode: str = "slerp") -> list[list[list[int]]]:
+    """The path between the latents drawn from `seed_a` and `seed_b` (as "Use these seeds" draws them), `frames`
+    frames (2-64) along a "slerp" or "lerp" path; each frame a 28x28 image as rows of 0-255 values."""
+    a, b = endpoints_from_seeds(models, model, seed_a, seed_b)
+    mode = check_choice(mode, "path", ("slerp", "lerp"))
+    frames = check_int(frames, "frames", 2, MAX_FRAMES)
+    model_obj, z_a = picked_latent(models, a, "endpoint A", smooth=True)
+    _, z_b = picked_latent(models, b, "endpoint B", smooth=True)
+    return [image_rows(image) for image in model_obj.decode(path(z_a[0], z_b[0], frames, mode))]
 
 
 def describe(pick, what: str) -> str:

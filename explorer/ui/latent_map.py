@@ -5,8 +5,6 @@ two maps side by side (an autoencoder's and a VAE's, say) show where one has hol
 from __future__ import annotations
 
 import csv
-import tempfile
-from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -14,7 +12,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from ..latent import LatentMap
-from .common import check_int, export_frames, image_view, model_or_error, to_image
+from .common import LONG_WORK, check_int, export_folder, export_frames, image_view, model_or_error, to_image
 from .models import ModelCache
 
 MAP_SIZE = 420      # pixels of the square plot
@@ -142,7 +140,7 @@ def export_csv(models: ModelCache, name) -> str:
     """The map's coordinates and each digit's class as a CSV file."""
     model_or_error(models, name)
     latent_map, labels = models.latent_map(name)
-    out = Path(tempfile.mkdtemp(prefix="latent-map-")) / f"{name}-latent-map.csv"
+    out = export_folder() / f"{name}-latent-map.csv"
     with out.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["index", "digit", "u", "v"])
@@ -178,8 +176,11 @@ def panel(models: ModelCache, side: str, default):
     # Every event that reads or writes this side's path runs in one queue, in the order made: a "Path" pressed
     # right after a click waited for nothing and drew the path without its last point (under load, none at
     # all). Clicks use trigger mode "multiple": the default drops a click made while the last still decodes.
+    # Choosing a model can mean encoding 2,000 digits (41 s for the flow), so that goes in the long-work lane,
+    # not the per-side one: the per-side lane is global, and a map being built must not hold up everyone's clicks.
+    # A click comes only after its map is shown, so the map it reads is built by then.
     in_order = dict(concurrency_id=f"map-{side}", concurrency_limit=1, api_visibility="private")
-    name.change(lambda n: show_map(models, n), name, [plot, caption, path], **in_order)
+    name.change(lambda n: show_map(models, n), name, [plot, caption, path], api_visibility="private", **LONG_WORK)
     plot.select(on_select, [name, path], [plot, decoded, path], trigger_mode="multiple", **in_order)
     make.click(lambda n, p, f: path_frames(models, n, p, f), [name, path, frames], [strip, gif, png], **in_order)
     clear.click(lambda n: show_map(models, n), name, [plot, caption, path], **in_order)

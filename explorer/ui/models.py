@@ -1,75 +1,100 @@
 """The models the app serves: each loaded once, on first use, and shared read-only by every user, with what
-is derived from them (edit directions) cached beside them. Per-user state (gr.State) holds seeds and
-latents only, never a model."""
+is derived from them (edit directions, latent maps) cached beside them. Per-user state (gr.State) holds seeds
+and latents only, never a model.
+
+Locking: one short lock guards the dictionaries; each model and each derived artefact has a lock of its own,
+held only while that one thing is built. Loading the flow or encoding its latent map (tens of seconds) never
+blocks a request for a model that is already loaded."""
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from typing import Callable, TypeVar
 
 import numpy as np
 import torch
 
 from ..attributes import AttributeDirections, directions_for
-from ..base import LatentModel
+from ..base import LatentModel, pick_device
 from ..checkpoint import list_models, load_model, read_record, resolve
 from ..data import load_mnist, to_tensor
 from ..latent import Directions, LatentMap, latent_map, load_directions, principal_directions
 from ..metrics import load_classifier
 from ..models import FAMILIES, model_class
 
-
 DECODE_CACHE = 64
+T = TypeVar("T")
 
 
 class ModelCache:
     def __init__(self, device: str | torch.device | None = None, names: list[str] | None = None) -> None:
-        self.device = device
+        self.device = pick_device(device)
         names = list_models() if names is None else names
         self.families = {name: read_record(resolve(name))["family"] for name in names}  # read once, no weights
         # VAE, GAN, flow, diffusion: the order the field teaches them, and the app lists them
         self.names = sorted(names, key=lambda n: (list(FAMILIES).index(self.families[n]), n))
-        self._models: dict[str, LatentModel] = {}
-        self._directions: dict[str, Directions] = {}
-        self._maps: dict[str, tuple[LatentMap, np.ndarray]] = {}
+        self._built: dict[tuple[str, str], object] = {}  # ("model" | "directions" | ..., name) -> the thing
+        self._building: dict[tuple[str, str], threading.Lock] = {}
         self._decoded: OrderedDict[tuple, torch.Tensor] = OrderedDict()  # the last few decodes (see decode)
-        self._lock = threading.Lock()
+        self._guard = threading.Lock()  # held for dictionary reads and writes only, never while building
+
+    def _once(self, kind: str, name: str, make: Callable[[], T]) -> T:
+        """`make()` run once per (kind, name), under that pair's own lock; later callers get the same object."""
+        key = (kind, name)
+        with self._guard:
+            if key in self._built:
+                return self._built[key]
+            lock = self._building.setdefault(key, threading.Lock())
+        with lock:
+            with self._guard:
+                if key in self._built:  # built by whoever held the lock before us
+                    return self._built[key]
+            value = make()
+            with self._guard:
+                self._built[key] = value
+            return value
+
+    def device_for(self, name: str) -> torch.device:
+        """The server's device, except for a model that computes in float64 on Apple's MPS (which has no float64):
+        that one runs on the CPU (see LatentModel.needs_float64)."""
+        if self.device.type == "mps" and self.model_class(name).needs_float64:
+            return torch.device("cpu")
+        return self.device
 
     def get(self, name: str) -> LatentModel:
         if not isinstance(name, str) or name not in self.names:
             raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(self.names)}")
-        with self._lock:
-            if name not in self._models:
-                self._models[name] = load_model(name, self.device).requires_grad_(False)
-            return self._models[name]
+        # frozen: no request may train or accumulate gradients into a shared model (GAN inversion and the digit
+        # hold differentiate with respect to the latent only)
+        return self._once("model", name, lambda: load_model(name, self.device_for(name)).requires_grad_(False))
 
     def directions(self, name: str) -> Directions:
         """Principal latent directions: shipped beside the checkpoint, else fitted once on first use."""
         model = self.get(name)
-        with self._lock:
-            if name not in self._directions:
-                found = load_directions(resolve(name)) or principal_directions(model)
-                self._directions[name] = Directions(*(t.to(model.device) for t in
-                                                      (found.vectors, found.explained_variance, found.scale)))
-            return self._directions[name]
+
+        def make() -> Directions:
+            found = load_directions(resolve(name)) or principal_directions(model)
+            return Directions(*(t.to(model.device) for t in (found.vectors, found.explained_variance, found.scale)))
+        return self._once("directions", name, make)
 
     def attributes(self, name: str) -> AttributeDirections:
         """Named attribute directions: shipped beside the checkpoint, else fitted once on first use."""
         model = self.get(name)
-        with self._lock:
-            return directions_for(model)
+        return self._once("attributes", name, lambda: directions_for(model))
 
     def decode(self, name: str, z: torch.Tensor) -> torch.Tensor:
         """model.decode(z), remembering the last DECODE_CACHE results: a slider dragged back and forth, Reset
-        and an edited interpolation end revisit the same latents, and for diffusion each decode is a DDIM run."""
+        and an edited interpolation end revisit the same latents, and for diffusion each decode is a DDIM run.
+        Every caller gets a tensor of its own, so no caller can change what another (or the cache) holds."""
         key = (name, tuple(z.shape), z.detach().cpu().numpy().tobytes())
-        with self._lock:
+        with self._guard:
             if key in self._decoded:
                 self._decoded.move_to_end(key)
-                return self._decoded[key]
+                return self._decoded[key].clone()
         image = self.get(name).decode(z)
-        with self._lock:
-            self._decoded[key] = image
+        with self._guard:
+            self._decoded[key] = image.clone()
             while len(self._decoded) > DECODE_CACHE:
                 self._decoded.popitem(last=False)
         return image
@@ -77,15 +102,20 @@ class ModelCache:
     def latent_map(self, name: str) -> tuple[LatentMap, np.ndarray]:
         """The held-out digits on a plane of this model's latent space, and their classes; made once."""
         model = self.get(name)
-        with self._lock:
-            if name not in self._maps:
-                heldout = load_mnist("heldout")
-                self._maps[name] = (latent_map(model, to_tensor(heldout.images)), heldout.labels)
-            return self._maps[name]
+
+        def make() -> tuple[LatentMap, np.ndarray]:
+            heldout = load_mnist("heldout")
+            return latent_map(model, to_tensor(heldout.images)), heldout.labels
+        return self._once("latent map", name, make)
 
     def classifier(self):
-        return load_classifier(str(self.device) if self.device is not None else None)
+        """The evaluation classifier, on the server's device like every model (`--device`)."""
+        return load_classifier(self.device)
+
+    def model_class(self, name: str) -> type[LatentModel]:
+        """The class behind a served model, for its capability flags (no weights are loaded to ask)."""
+        return model_class(self.families[name])
 
     def names_where(self, flag: str) -> list[str]:
         """Models with a capability flag set (flags are class attributes: no weights are loaded to ask)."""
-        return [n for n in self.names if getattr(model_class(self.families[n]), flag)]
+        return [n for n in self.names if getattr(self.model_class(n), flag)]

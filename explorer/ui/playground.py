@@ -10,7 +10,7 @@ import gradio as gr
 import numpy as np
 
 from ..playground import DATASETS, FAMILIES, GAN_LOSSES, Playground, Settings, points_from_drawing, preload_diffusers
-from .common import MAX_SEED, check_choice, check_int, image_view
+from .common import MAX_SEED, PLAYGROUND, check_choice, check_int, image_view
 
 FRAME_SECONDS = 0.085  # one frame's training and drawing together: about 12 frames a second
 MIN_TRAIN_SECONDS = 0.01  # at least one update between frames, however slow the drawing
@@ -70,13 +70,15 @@ def step(run, family, dataset, loss, seed, drawing):
     return *run.frame(), run
 
 
-def play(run, family, dataset, loss, seed, drawing, limit_s: float = PLAY_LIMIT_S):
-    """Train and stream a frame after every FRAME_SECONDS of updates until Pause. Pause both cancels this event
-    and takes the run's play token, so no update starts after it, whenever the cancellation lands."""
+def play(run, family, dataset, loss, seed, drawing, limit_s: float = PLAY_LIMIT_S, frames: int | None = None):
+    """Train and stream a frame after every FRAME_SECONDS of updates until Pause, `limit_s` or `frames` frames.
+    Pause both cancels this event and takes the run's play token, so no update starts after it, whenever the
+    cancellation lands."""
     run = current_run(run, family, dataset, loss, seed, drawing)
     token = run.play_token = object()
-    began, other = time.perf_counter(), 0.0
-    while run.play_token is token and time.perf_counter() - began < limit_s:
+    began, other, shown = time.perf_counter(), 0.0, 0
+    while run.play_token is token and time.perf_counter() - began < limit_s and (frames is None or shown < frames):
+        shown += 1
         run.train_for(max(MIN_TRAIN_SECONDS, FRAME_SECONDS - other))
         trained = time.perf_counter()
         yield *run.frame(), run
@@ -90,7 +92,8 @@ def pause(run):
     if not isinstance(run, Playground):
         return gr.skip(), gr.skip(), gr.skip(), gr.skip()
     run.play_token = None
-    return *run.frame(), run  # frame() waits for an update in progress
+    plane, losses, caption = run.frame()  # frame() waits for an update in progress
+    return plane, losses, f"**Paused** at {caption}", run
 
 
 def build():
@@ -119,10 +122,11 @@ def build():
 
     inputs = [run, family, dataset, loss, seed, drawing]
     outputs = [plane, losses, caption, run]
-    playing = play_button.click(play, inputs, outputs, show_progress="hidden", api_visibility="private")
-    pause_button.click(pause, run, outputs, cancels=[playing], show_progress="hidden", api_visibility="private")
-    step_button.click(step, inputs, outputs, show_progress="hidden", api_visibility="private")
-    reset_button.click(reset, inputs, outputs, cancels=[playing], api_visibility="private")
+    lane = dict(api_visibility="private", **PLAYGROUND)
+    playing = play_button.click(play, inputs, outputs, show_progress="hidden", **lane)
+    pause_button.click(pause, run, outputs, cancels=[playing], show_progress="hidden", **lane)
+    step_button.click(step, inputs, outputs, show_progress="hidden", **lane)
+    reset_button.click(reset, inputs, outputs, cancels=[playing], **lane)
     for control in (family, loss, dataset, seed):
-        control.change(reset, inputs, outputs, cancels=[playing], show_progress="hidden", api_visibility="private")
+        control.change(reset, inputs, outputs, cancels=[playing], show_progress="hidden", **lane)
     return {"load": (reset, inputs, outputs)}

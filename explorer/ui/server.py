@@ -1,0 +1,167 @@
+"""How the app is served: command-line flags, the queue, the limits that keep one server usable by a class, and
+password protection. app.py only parses the flags and calls `serve`; tests build the same launch options.
+
+Defaults suit a shared, hosted server on a small machine: every event goes through Gradio's queue, with at
+most CONCURRENCY of one kind (one concurrency group: each event, unless it names a shared lane such as
+common.LONG_WORK) running at once, the queue holds at most QUEUE_SIZE waiting events (beyond that a user is told at once that the app is busy and to try again, rather than
+waiting minutes), uploads over MAX_UPLOAD are refused before they are read, and Gradio's cache of returned
+and uploaded files is emptied of anything older than CACHE_AGE_S."""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import gradio as gr
+import torch
+from gradio import processing_utils
+
+CONCURRENCY = 4
+QUEUE_SIZE = 64
+MAX_UPLOAD = "10mb"  # a 40-megapixel PNG is refused later, by explorer.data; this stops a huge file at the door
+CACHE_AGE_S = 900  # Gradio's copies of results and uploads: deleted once this old, checked as often
+# sessions whose state is kept (oldest dropped first). Gradio's 10,000 lets memory grow by ~440 KB for every
+# script call made without a session (curl, raw REST), 4.3 GB in all; 1,000 browser tabs is a large class
+SESSIONS = 1000
+AUTH_VARIABLE = "LATENT_EXPLORER_AUTH"  # "user:password" (or several, comma-separated), instead of --auth
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python app.py", description="Start Latent Explorer.")
+    # a hosting service (a Hugging Face Space, say) names the address and port through Gradio's own variables
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    parser.add_argument("--device", default=None, help="cpu, cuda or mps; default: cuda if available, else mps, else cpu")
+    parser.add_argument("--share", action="store_true", help="also serve through a public Gradio link")
+    parser.add_argument("--auth", default=os.environ.get(AUTH_VARIABLE),
+                        help=f"user:password (comma-separate several) to protect the page and the API; or set {AUTH_VARIABLE}")
+    parser.add_argument("--concurrency", type=int, default=CONCURRENCY, help="events run at once")
+    parser.add_argument("--queue-size", type=int, default=QUEUE_SIZE, help="events waiting at most; more are told to retry")
+    parser.add_argument("--max-upload", default=MAX_UPLOAD, help="largest upload accepted, e.g. 10mb")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per operation (default: one per core); 1 suits many users (see README)")
+    args = parser.parse_args(argv)
+    if args.concurrency < 1 or args.queue_size < 1 or (args.threads is not None and args.threads < 1):
+        parser.error("--concurrency, --queue-size and --threads must be at least 1")
+    try:
+        args.auth = parse_auth(args.auth)
+    except ValueError as error:
+        parser.error(str(error))
+    return args
+
+
+def parse_auth(text: str | None) -> list[tuple[str, str]] | None:
+    """"user:password[,user2:password2]" -> [(user, password), ...]; None or "" -> no protection."""
+    if not text:
+        return None
+    pairs = []
+    for entry in text.split(","):
+        user, colon, password = entry.strip().partition(":")
+        if not colon or not user or not password:
+            raise ValueError("--auth takes user:password (comma-separate several users), with neither part empty")
+        pairs.append((user, password))
+    return pairs
+
+
+ANALYTICS_EVERY = 100  # events between Gradio's summaries of its own queue (see configure_queue)
+
+
+def configure_queue(app: gr.Blocks, args: argparse.Namespace) -> gr.Blocks:
+    # Gradio rebuilds a pandas summary of every past event after each event, for its monitoring page: 5% of the
+    # server's time under 16 users (py-spy), all of it holding the GIL the event loop needs. Once in a hundred
+    # events keeps the page current enough. The queue reads the variable when it is made, here.
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(ANALYTICS_EVERY))
+    return app.queue(default_concurrency_limit=args.concurrency, max_size=args.queue_size)
+
+
+def launch_options(args: argparse.Namespace) -> dict:
+    """The keyword arguments for Blocks.launch (head and css are the app's own, added by `serve`)."""
+    return dict(server_name=args.host, server_port=args.port, share=args.share, auth=args.auth,
+                max_file_size=args.max_upload, state_session_capacity=SESSIONS, show_error=True)
+
+
+def save_pil_to_cache_atomically(img, cache_dir: str, name: str = "image", format: str = "webp") -> str:
+    """Gradio's processing_utils.save_pil_to_cache, but never rewriting a file someone may be reading.
+
+    Gradio names a returned image by the hash of its bytes and rewrites that file in place on every return,
+    so when two users get the same image at once (a class all drawing seed 0), one request truncates the file
+    while another is sending it: the soak benchmark saw "Too little data for declared Content-Length" and
+    broken connections (16 of 4,602 calls). The name fixes the content, so a file already there is left as it
+    is (touched, as Gradio's save_file_to_cache does, so the cache ages it from its latest use), and a new
+    one is written under a temporary name and renamed into place, whole."""
+    data = processing_utils.encode_pil_to_bytes(img, format)
+    folder = Path(cache_dir) / processing_utils.hash_bytes(data)
+    folder.mkdir(exist_ok=True, parents=True)
+    target = (folder / f"{name}.{format}").resolve()
+    if target.is_file() and target.stat().st_size == len(data):
+        os.utime(target)
+        return str(target)
+    handle, staging = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
+    with os.fdopen(handle, "wb") as out:
+        out.write(data)
+    os.replace(staging, target)
+    return str(target)
+
+
+def install_gradio_fixes() -> None:
+    """Applied by build_app. Every image component reaches the function through the module, so one assignment
+    covers gr.Image, gr.Gallery and the rest."""
+    processing_utils.save_pil_to_cache = save_pil_to_cache_atomically
+
+
+def private_cache() -> Path | None:
+    """Gradio's cache (results and uploads) in a folder of this process's own, removed when it stops, and swept
+    of files older than CACHE_AGE_S while it runs: Gradio's delete_cache misses some (the empty file each upload
+    leaves, for one), and its shared default folder outlives the server. A GRADIO_TEMP_DIR set by whoever
+    starts the server is theirs: it is left alone, and delete_cache alone cleans it."""
+    if os.environ.get("GRADIO_TEMP_DIR"):
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="latent-explorer-cache-"))
+    os.environ["GRADIO_TEMP_DIR"] = str(folder)  # read by each component and the server as they are made
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    threading.Thread(target=sweep_forever, args=(folder,), daemon=True, name="cache-sweeper").start()
+    return folder
+
+
+def sweep(folder: Path, age_s: float = CACHE_AGE_S) -> int:
+    """Remove the files under `folder` last touched more than `age_s` ago, and the folders left empty; -> files removed."""
+    oldest, removed = time.time() - age_s, 0
+    for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):  # files before their folders
+        try:
+            if path.is_file() and path.stat().st_mtime < oldest:
+                path.unlink()
+                removed += 1
+            elif path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+        except OSError:  # being written or removed by a request right now: next sweep
+            pass
+    return removed
+
+
+def sweep_forever(folder: Path) -> None:
+    while True:
+        time.sleep(CACHE_AGE_S / 4)  # files live between CACHE_AGE_S and 1.25 CACHE_AGE_S
+        sweep(folder)
+
+
+def serve(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    private_cache()  # before any component exists: each reads the cache folder when it is made
+    # a hosting service stops the server with SIGTERM: handled as Ctrl-C, so Gradio closes and the exit handlers
+    # remove the cache and the exports
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    if args.threads is not None:
+        # many users' small requests at once gain from one thread each; one user's diffusion run from several
+        torch.set_num_threads(args.threads)
+    from . import FRONTEND_CSS, FRONTEND_HEAD, build_app
+    from .models import ModelCache
+
+    app = configure_queue(build_app(ModelCache(args.device), delete_cache=(CACHE_AGE_S, CACHE_AGE_S)), args)
+    app.launch(**launch_options(args), head=FRONTEND_HEAD, css=FRONTEND_CSS)
