@@ -10,6 +10,8 @@ For every shipped model, and for the app's own ModelCache on "cuda":
    for those the share of differing pixels is reported, not required to be 0;
 3. sampling time per image on each device (CUDA synchronised), and the speed-up.
 Exit status 0 when every check passes, 1 when one fails, 2 without CUDA. Prints a Markdown table.
+`--device cpu` runs the same script against the CPU itself (every difference 0): a dry run of the script on a
+machine without a GPU.
 """
 
 from __future__ import annotations
@@ -44,32 +46,38 @@ def timed_decode(model, z) -> tuple[torch.Tensor, float]:
 
 
 def main() -> int:
-    if not torch.cuda.is_available():
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cuda", help="cuda (the check), or cpu (a dry run of the script)")
+    device = parser.parse_args().device
+    if device == "cuda" and not torch.cuda.is_available():
         print("no CUDA device: this check needs one (run it where the device tool lends a GPU)")
         return 2
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
-    print(f"# GPU check: {torch.cuda.get_device_name(0)}, torch {torch.__version__}\n")
+    machine = torch.cuda.get_device_name(0) if device == "cuda" else "CPU against itself (dry run)"
+    print(f"# GPU check: {machine}, torch {torch.__version__}\n")
     failures = []
-    cache = ModelCache("cuda")
+    cache = ModelCache(device)
     classifier = cache.classifier()
-    if next(classifier.parameters()).device.type != "cuda":
-        failures.append("the app's classifier is not on CUDA")
-    print("| model | family | on CUDA (app) | max pixel diff | pixels > 1/255 apart | tolerance | CPU ms/image | CUDA ms/image | speed-up |")
+    if next(classifier.parameters()).device.type != device:
+        failures.append(f"the app's classifier is not on {device}")
+    print(f"| model | family | on {device} (app) | max pixel diff | pixels > 1/255 apart | tolerance | CPU ms/image | CUDA ms/image | speed-up |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name in explorer.list_models():
         on_cuda = cache.get(name)
         cpu = explorer.load_model(name, "cpu")
         z = cpu.sample_latent(SAMPLES, seed=0, temperature=cpu.default_temperature)
-        assert torch.equal(z.cuda().cpu(), on_cuda.sample_latent(SAMPLES, seed=0, temperature=cpu.default_temperature).cpu())
-        timed_decode(on_cuda, z[:2].cuda())  # warm-up: CUDA kernels load and cuDNN picks its algorithms
+        assert torch.equal(z, on_cuda.sample_latent(SAMPLES, seed=0, temperature=cpu.default_temperature).cpu())
+        timed_decode(on_cuda, z[:2].to(device))  # warm-up: CUDA kernels load and cuDNN picks its algorithms
         x_cpu, cpu_ms = timed_decode(cpu, z)
-        x_cuda, cuda_ms = timed_decode(on_cuda, z.cuda())
+        x_cuda, cuda_ms = timed_decode(on_cuda, z.to(device))
         difference = (x_cpu - x_cuda).abs()
         apart = float((difference > 1 / 255).float().mean())
         family = cpu.family
         tolerance = TOLERANCE.get(family)
-        ok_device = on_cuda.device.type == "cuda"
+        ok_device = on_cuda.device.type == device
         ok = ok_device and (family in DISCRETE or float(difference.max()) <= tolerance)
         if not ok:
             failures.append(f"{name}: device {on_cuda.device}, max difference {float(difference.max()):.2g}")

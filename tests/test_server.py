@@ -133,15 +133,25 @@ def test_a_cached_image_is_never_rewritten_under_a_reader(tmp_path):
     assert processing_utils.save_pil_to_cache is server.save_pil_to_cache_atomically
 
 
-def test_the_private_cache_is_swept_by_age(tmp_path):
-    old, new = tmp_path / "a" / "old.png", tmp_path / "b" / "new.png"
-    for path in (old, new):
+def test_the_cache_sweeper_removes_and_forgets_old_files(tmp_path):
+    old, new, gone, untracked, young_untracked = (tmp_path / name / f"{name}.png" for name in
+                                                  ("old", "new", "gone", "untracked", "young"))
+    for path in (old, new, untracked, young_untracked):
         path.parent.mkdir()
         path.write_bytes(b"png")
-    past = time.time() - server.CACHE_AGE_S - 60
-    os.utime(old, (past, past))
-    assert server.sweep(tmp_path) == 1
-    assert not old.exists() and not old.parent.exists() and new.is_file()
+    age = server.CACHE_AGE_S
+    for path, seconds in ((old, age + 60), (untracked, 2 * age + 60), (young_untracked, 1.5 * age)):
+        os.utime(path, (time.time() - seconds,) * 2)
+
+    class App:  # what the sweeper reads of a Blocks
+        blocks = {}
+        temp_file_sets = [{str(old), str(new), str(gone)}, set()]
+
+    sweeper = server.CacheSweeper(App, tmp_path)
+    assert sweeper.sweep() == 2  # the old tracked file, and the untracked one twice the age
+    assert App.temp_file_sets[0] == {str(new)}  # what was removed, or already gone, is forgotten
+    assert new.is_file() and young_untracked.is_file() and not old.exists() and not untracked.exists()
+    assert not old.parent.exists()  # its folder, left empty, went too
 
 
 def test_a_stopped_server_leaves_no_files_behind(tmp_path):

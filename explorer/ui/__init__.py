@@ -53,12 +53,12 @@ def header(models: ModelCache) -> str:
 SHOW_TAB = "() => document.querySelector('#tab-{tab}-button')?.click()"
 
 
-def build_app(models: ModelCache, delete_cache: tuple[int, int] | None = None) -> gr.Blocks:
-    """The whole app on `models`; `delete_cache` (every, older than; seconds) empties Gradio's file cache."""
+def build_app(models: ModelCache) -> gr.Blocks:
+    """The whole app on `models` (the cache of files it returns is swept by server.CacheSweeper)."""
     from .server import install_gradio_fixes
 
     install_gradio_fixes()
-    with gr.Blocks(title=TITLE, delete_cache=delete_cache) as app:
+    with gr.Blocks(title=TITLE) as app:
         gr.Markdown(f"# {TITLE}\n{header(models)}")
         picked, end_a, end_b = gr.State(None), gr.State(None), gr.State(None)
         with gr.Tabs():

@@ -5,7 +5,7 @@ Defaults suit a shared, hosted server on a small machine: every event goes throu
 most CONCURRENCY of one kind (one concurrency group: each event, unless it names a shared lane such as
 common.LONG_WORK) running at once, the queue holds at most QUEUE_SIZE waiting events (beyond that a user is told at once that the app is busy and to try again, rather than
 waiting minutes), uploads over MAX_UPLOAD are refused before they are read, and Gradio's cache of returned
-and uploaded files is emptied of anything older than CACHE_AGE_S."""
+and uploaded files is emptied of anything older than CACHE_AGE_S (CacheSweeper, not Gradio's delete_cache)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from gradio import processing_utils
 CONCURRENCY = 4
 QUEUE_SIZE = 64
 MAX_UPLOAD = "10mb"  # a 40-megapixel PNG is refused later, by explorer.data; this stops a huge file at the door
-CACHE_AGE_S = 900  # Gradio's copies of results and uploads: deleted once this old, checked as often
+CACHE_AGE_S = 900  # Gradio's copies of results and uploads: deleted once this old (see CacheSweeper)
 # sessions whose state is kept (oldest dropped first). Gradio's 10,000 lets memory grow by ~440 KB for every
 # script call made without a session (curl, raw REST), 4.3 GB in all; 1,000 browser tabs is a large class
 SESSIONS = 1000
@@ -117,43 +117,85 @@ def install_gradio_fixes() -> None:
 
 
 def private_cache() -> Path | None:
-    """Gradio's cache (results and uploads) in a folder of this process's own, removed when it stops, and swept
-    of files older than CACHE_AGE_S while it runs: Gradio's delete_cache misses some (the empty file each upload
-    leaves, for one), and its shared default folder outlives the server. A GRADIO_TEMP_DIR set by whoever
-    starts the server is theirs: it is left alone, and delete_cache alone cleans it."""
+    """Gradio's cache (results and uploads) in a folder of this process's own, removed when it stops: Gradio's
+    shared default folder outlives the server. A GRADIO_TEMP_DIR set by whoever starts the server is theirs,
+    and only the files this app put there are ever removed from it (by CacheSweeper)."""
     if os.environ.get("GRADIO_TEMP_DIR"):
         return None
     folder = Path(tempfile.mkdtemp(prefix="latent-explorer-cache-"))
     os.environ["GRADIO_TEMP_DIR"] = str(folder)  # read by each component and the server as they are made
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    threading.Thread(target=sweep_forever, args=(folder,), daemon=True, name="cache-sweeper").start()
     return folder
 
 
-def sweep(folder: Path, age_s: float = CACHE_AGE_S) -> int:
-    """Remove the files under `folder` last touched more than `age_s` ago, and the folders left empty; -> files removed."""
-    oldest, removed = time.time() - age_s, 0
-    for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):  # files before their folders
-        try:
-            if path.is_file() and path.stat().st_mtime < oldest:
-                path.unlink()
-                removed += 1
-            elif path.is_dir() and not any(path.iterdir()):
-                path.rmdir()
-        except OSError:  # being written or removed by a request right now: next sweep
-            pass
+class CacheSweeper:
+    """Removes the files Gradio cached for this app once they are CACHE_AGE_S old, and forgets them.
+
+    Gradio's own delete_cache does not survive a busy server: it iterates over its sets of cached files while
+    requests add to them, the first "Set changed size during iteration" ends its task for good (seen 15
+    minutes into the soak benchmark), and from then on nothing is deleted; and it never drops a path that is
+    already gone, so the sets grow with every image ever served. Here each set is copied before it is read
+    (list() of a set runs without letting another thread in) and what was removed, or was gone, is dropped.
+    In a folder of the app's own (`private_cache`) the files no set knows of are removed at twice the age
+    (Gradio leaves an empty file behind for each upload), and the folders left empty."""
+
+    def __init__(self, app: gr.Blocks, folder: Path | None, age_s: float = CACHE_AGE_S) -> None:
+        self.app, self.folder, self.age_s = app, folder, age_s
+
+    def sweep(self) -> int:
+        """One pass; -> the files removed."""
+        oldest, removed = time.time() - self.age_s, 0
+        kept = set().union(*(getattr(block, "keep_in_cache", set()) for block in list(self.app.blocks.values())))
+        for tracked in list(self.app.temp_file_sets):
+            forget = set()
+            for path in list(tracked):
+                if path in kept:
+                    continue
+                try:
+                    if os.stat(path).st_mtime < oldest:
+                        os.remove(path)
+                        removed += 1
+                        forget.add(path)
+                except FileNotFoundError:
+                    forget.add(path)
+                except OSError:  # in use right now: the next pass
+                    pass
+            tracked.difference_update(forget)
+        if self.folder is not None:
+            removed += sweep_folder(self.folder, time.time() - 2 * self.age_s)
+        return removed
+
+    def run_forever(self) -> None:
+        while True:
+            time.sleep(self.age_s / 4)  # so a file lives at most 1.25 times the age
+            self.sweep()
+
+    def start(self) -> None:
+        threading.Thread(target=self.run_forever, daemon=True, name="cache-sweeper").start()
+
+
+def sweep_folder(folder: Path, oldest: float) -> int:
+    """Remove the files under `folder` last touched before `oldest`, and the folders left empty; -> files removed."""
+    removed = 0
+    for root, dirs, files in os.walk(folder, topdown=False):  # os.walk skips what vanishes while it walks
+        for name in files:
+            try:
+                if os.stat(os.path.join(root, name)).st_mtime < oldest:
+                    os.remove(os.path.join(root, name))
+                    removed += 1
+            except OSError:
+                pass
+        if root != str(folder):
+            try:
+                os.rmdir(root)  # only if empty
+            except OSError:
+                pass
     return removed
-
-
-def sweep_forever(folder: Path) -> None:
-    while True:
-        time.sleep(CACHE_AGE_S / 4)  # files live between CACHE_AGE_S and 1.25 CACHE_AGE_S
-        sweep(folder)
 
 
 def serve(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    private_cache()  # before any component exists: each reads the cache folder when it is made
+    folder = private_cache()  # before any component exists: each reads the cache folder when it is made
     # a hosting service stops the server with SIGTERM: handled as Ctrl-C, so Gradio closes and the exit handlers
     # remove the cache and the exports
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -163,5 +205,6 @@ def serve(argv: list[str] | None = None) -> None:
     from . import FRONTEND_CSS, FRONTEND_HEAD, build_app
     from .models import ModelCache
 
-    app = configure_queue(build_app(ModelCache(args.device), delete_cache=(CACHE_AGE_S, CACHE_AGE_S)), args)
+    app = configure_queue(build_app(ModelCache(args.device)), args)
+    CacheSweeper(app, folder).start()
     app.launch(**launch_options(args), head=FRONTEND_HEAD, css=FRONTEND_CSS)
