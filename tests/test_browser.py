@@ -160,6 +160,19 @@ def test_clicking_a_sample_picks_it_and_the_edit_slider_changes_the_image(page):
     page.wait_for_function("[...document.querySelectorAll('#edit-readout tr')].some(r => r.innerText.includes('thickness') && r.innerText.includes('edited'))")
 
 
+def test_a_diffusion_edit_arrives_through_its_own_lane(page):
+    """Diffusion's moves run in the "edit-slow" lane and other models' in "edit"; each move sends both events,
+    and the one of the other lane skips: the image must still change, and only once per move."""
+    page.get_by_label("model", exact=True).click()
+    page.get_by_role("option", name="ddpm-mnist", exact=True).click()
+    edit_picked_sample(page)
+    assert "ddpm-mnist" in page.inner_text("#sample-picked")
+    before = image_src(page, "#edit-image")
+    page.locator("#edit-thickness input[type=range]").fill("1.5")
+    wait_src_change(page, "#edit-image", before)
+    page.wait_for_function("[...document.querySelectorAll('#edit-readout tr')].some(r => r.innerText.includes('thickness') && r.innerText.includes('edited'))")
+
+
 def test_a_lock_holds_its_attribute(page):
     edit_picked_sample(page)
     page.locator("#edit-lock-slant input[type=checkbox]").check()

@@ -93,7 +93,7 @@ def labelled_strip(images: torch.Tensor, labels: list[str], scale: int = 3) -> I
     return strip
 
 
-EXPORT_MAX_AGE_S = 15 * 60  # an exported file outlives the download it was made for by this long
+EXPORT_MAX_AGE_S = 5 * 60  # an exported file outlives the download it was made for by this long (Gradio's copy too)
 _exports: dict[str, Path] = {}
 _exports_guard = threading.Lock()
 
@@ -102,7 +102,7 @@ def export_folder() -> Path:
     """A fresh folder for one export's files, inside one folder per server process that is removed at exit.
     Gradio copies a returned file into its own cache (which `delete_cache` cleans), so ours are needed only
     until then; each new export removes the ones older than EXPORT_MAX_AGE_S, so hours of use leave at most
-    a quarter of an hour's files behind."""
+    five minutes' files behind."""
     with _exports_guard:
         if "root" not in _exports:
             _exports["root"] = Path(tempfile.mkdtemp(prefix="latent-explorer-exports-"))

@@ -38,7 +38,9 @@ EXPLANATION = (
     "digit, found by regression on thousands of decoded samples (as InterFaceGAN does); \"toward digit k\" "
     "follows a linear classifier's normal. One step of a slider moves the trait by about one **standard "
     "deviation** over the model's samples. A **lock** holds a trait where it is by projecting every other "
-    "edit off its direction; the readout shows what actually moved, side effects included."
+    "edit off its direction; the readout shows what actually moved, side effects included. **Keep the digit** "
+    "(on when a pick opens) holds which digit the classifier reads while the sliders move; untick it to let an "
+    "edit turn one digit into another."
 )
 OWN_DIGIT = (
     "**Your own digit.** Upload a picture or draw one; it is made MNIST-style (gray, white ink on black, "
