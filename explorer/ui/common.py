@@ -100,7 +100,7 @@ _exports_guard = threading.Lock()
 
 def export_folder() -> Path:
     """A fresh folder for one export's files, inside one folder per server process that is removed at exit.
-    Gradio copies a returned file into its own cache (which `delete_cache` cleans), so ours are needed only
+    Gradio copies a returned file into its own cache (which server.CacheSweeper cleans), so ours are needed only
     until then; each new export removes the ones older than EXPORT_MAX_AGE_S, so hours of use leave at most
     five minutes' files behind."""
     with _exports_guard:
