@@ -145,6 +145,9 @@ MIN_ALIGNMENT = 0.1  # a locked edit keeps at least this much of its own directi
 USABLE_SLOPE_SD_PER_HALF_RADIUS = 0.1
 SIGN_SE = 2.0
 LOCK_REACH = 1.0  # a lock's summed corrections move a latent at most this many times the edit's length (step 4)
+# step 4's Gram matrix holds the edited and locked directions unprojected: two that step 1 lets through (alignment
+# 1 - cos^2 >= MIN_ALIGNMENT) have eigenvalues down to 1 - |cos| >= MIN_ALIGNMENT / 2, which must stay solvable
+NEWTON_FLOOR = MIN_ALIGNMENT / 10
 HOLD_STEPS = 10      # at most this many classifier-guided steps to keep a locked digit (step 5 of edit)
 HOLD_STEP_SD = 0.25  # each of those steps is as long as a quarter-SD move of the median attribute
 
@@ -396,32 +399,42 @@ def edit(model, z: torch.Tensor, amounts: dict[str, float], lock=(), directions:
          extra: torch.Tensor | None = None, refine: int = 2, hold_log_odds: bool = True) -> torch.Tensor:
     """The latent z (N, *latent_shape) moved along named attribute directions, in standard deviations of each
     attribute, with the attributes in `lock` held still ("digit" holds whichever digit each latent reads as now).
+    The edited and locked attributes are solved together: each edited attribute is set to its amount and each
+    locked one kept, whatever the others do (adding each edit on its own let one undo another: on dcgan-mnist,
+    thickness +2 with width -2 and slant locked measured -0.25 sd of thickness).
     A locked "digit k" holds that digit's log-odds (steps 2, 4 and 5); "digit" ("keep the digit") holds which
     digit is read (steps 2 and 5, `hold_log_odds=False`): a thicker 5 is often a more confident 5, and undoing
     that confidence along the digit's direction undid the thickening itself (vae-mnist seed 4: thickness +2
     kept the digit but measured 2.67 px against 2.70 unedited and 3.39 with no lock).
 
-    1. the edit is the sum of amount_i * step_i * v_i over the named attributes;
-    2. a lock projects each edit direction off the span of the locked directions (InterFaceGAN's conditional
-       manipulation, Shen et al. 2020, Eq. 4, with Gram-Schmidt for several locks), so the linear prediction
-       of a locked attribute does not move;
-    3. the projected direction is lengthened so the edited attribute's predicted change is still
-       amount_i * sd_i; an edit whose direction is almost inside the locked span is refused;
-    4. the projection holds a locked attribute only as far as the decoder is linear, so `refine` times the
-       edited latent is decoded, the locked attributes measured, and each one's drift undone along its own
-       direction by the secant step drift / measured slope (a Newton step with the calibrated slope, signed:
-       where the decoder moves an attribute against its direction the step goes the other way). A lock whose
-       slope the fit did not calibrate (below the usable floor, `usable_slope`) takes no step: its sign is
-       unknown, and dividing by it threw the latent ~1e7 away where a typical latent's norm is ~5. The summed
-       correction of each latent is kept within the edit's own length ||delta||: the lock is there to undo
-       the edit's side effects, and where that would take a move longer than the edit, the drift is the
-       decoder bending, not the linear side effect a Newton step can invert; so the edited latent stays
+    Attribute i is modelled, to first order, as changing by slope_i * (v_i . delta) for a move delta (v_i its
+    unit direction, slope_i its calibrated slope along it), so asking for amount_i SDs is asking for
+    v_i . delta = amount_i * step_i (step_i = sd_i / slope_i), and a lock for v_i . delta = 0:
+    1. the locked directions span L (Gram-Schmidt); each edited direction keeps its part w_i off L, and an edit
+       with almost none left (alignment ||w_i||^2 below MIN_ALIGNMENT) is refused (InterFaceGAN's conditional
+       manipulation, Shen et al. 2020, Eq. 4, generalised to several locks);
+    2. delta, in the span of the w_i, solves w_i . delta = amount_i * step_i for every edited i at once
+       (minimum-norm least squares through the Gram matrix of the w_i, pseudo-inverted with its eigenvalues
+       below MIN_ALIGNMENT dropped, so two edits whose directions nearly coincide share the move instead of
+       throwing the latent far); an `extra` move (principal directions, say) is projected off L and the edits
+       solved for what it leaves them;
+    3. with one edit and no extra this is the edit's own direction projected off L and lengthened so its
+       predicted change is still amount * sd (the lone-edit case is exactly amount * step * v);
+    4. the model holds only as far as the decoder is linear, so where two or more rows are measured (or an
+       extra move is made), `refine` times the edited latent is decoded,
+       every edited and locked attribute whose slope the fit calibrated (`usable_slope`) is measured, and the
+       misses (measured change minus asked) are undone together: a Gauss-Newton step with the calibrated
+       slopes, solving v_i . correction = miss_i / slope_i for those rows with every other row held at 0, so
+       fixing one attribute does not move another to first order. A row whose slope the fit did not calibrate
+       takes no step (its sign is unknown; dividing by it threw the latent ~1e7 away where a typical latent's
+       norm is ~5) but is still held by the projection. The summed correction of each latent is kept within
+       LOCK_REACH * ||delta||: where undoing the misses would take a move longer than the edit, the miss is
+       the decoder bending, not the linear side effect a Newton step can invert; so the edited latent stays
        within 2 ||delta|| of z (step 5 adds at most HOLD_STEPS * HOLD_STEP_SD median slider steps);
     5. a locked digit ("digit k") is a decision boundary, not a linear quantity: where the classifier still
        reads another digit after 4, `_hold_digit` walks the latent back
        across the boundary by classifier guidance (Dhariwal & Nichol 2021, Sec. 4, here in latent space), each step
-       projected off the edited and locked directions so the edit itself stays.
-    `extra` is an unnamed move (along principal directions, say), projected off the locked span too."""
+       projected off the edited and locked directions so the edit itself stays."""
     refuse_noise_latent(model)
     directions = directions or directions_for(model)
     z = model.check_latent(z)
@@ -440,20 +453,7 @@ def edit(model, z: torch.Tensor, amounts: dict[str, float], lock=(), directions:
                                 hold_log_odds=False)
         return edited
     locked = [directions.index(name) for name in lock]
-    vectors = directions.vectors.to(z.device).flatten(1)
-
-    def span(indices: list[int]) -> torch.Tensor | None:
-        return torch.linalg.qr(vectors[indices].T.double()).Q.float() if indices else None
-
-    basis = span(locked)  # 2.
-    edited_rows = [directions.index(n) for n, a in amounts.items() if a and directions.index(n) not in locked]
-    if not hold_log_odds and basis is not None and any(
-            float(vectors[i] @ (vectors[i] - basis @ (basis.T @ vectors[i]))) < MIN_ALIGNMENT for i in edited_rows):
-        # "keep the digit" holds a decision, and step 5 holds it without the projection: where projecting off the
-        # digit's direction would leave an edit almost nothing of its own (a 2-D latent, where the ten digit
-        # directions fill the plane), the edit goes unprojected from it instead of being refused
-        basis = span([i for i in locked if directions.names[i] not in DIGITS])
-    delta = torch.zeros_like(vectors[0])
+    asked = {}
     for name, amount in amounts.items():
         i = directions.index(name)
         if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not math.isfinite(amount):
@@ -464,40 +464,85 @@ def edit(model, z: torch.Tensor, amounts: dict[str, float], lock=(), directions:
             raise ValueError(f"{name!r} is both edited and locked")
         if float(directions.step[i]) == 0:
             raise ValueError(f"{name!r} has no direction: it never varied over this model's samples")
-        vector = vectors[i]
-        if basis is not None:
-            projected = vector - basis @ (basis.T @ vector)
-            alignment = float(projected @ vector)
-            if alignment < MIN_ALIGNMENT:
-                raise ValueError(f"{name!r} cannot move with {', '.join(lock)} locked: their directions nearly coincide")
-            vector = projected / alignment  # 3.
-        delta = delta + float(amount) * float(directions.step[i]) * vector  # 1.
+        asked[i] = float(amount)
+    vectors = directions.vectors.to(z.device).flatten(1).double()
+    edited_rows = list(asked)
+
+    def off(span_rows: list[int], x: torch.Tensor) -> torch.Tensor:
+        """x (.., d) with its part in the span of `span_rows`' directions removed."""
+        if not span_rows:
+            return x
+        basis = torch.linalg.qr(vectors[span_rows].T).Q
+        return x - (x @ basis) @ basis.T
+
+    def alignments(span_rows: list[int]) -> list[float]:
+        return [float(vectors[i] @ off(span_rows, vectors[i])) for i in edited_rows]
+
+    if not hold_log_odds and locked and min(alignments(locked), default=1.0) < MIN_ALIGNMENT:
+        # "keep the digit" holds a decision, and step 5 holds it without the projection: where projecting off the
+        # digit's direction would leave an edit almost nothing of its own (a 2-D latent, where the ten digit
+        # directions fill the plane), the edit goes unprojected from it instead of being refused
+        locked = [i for i in locked if directions.names[i] not in DIGITS]
+    for i, alignment in zip(edited_rows, alignments(locked)):  # 1.
+        if alignment < MIN_ALIGNMENT:
+            raise ValueError(f"{directions.names[i]!r} cannot move with {', '.join(lock)} locked: their directions "
+                             "nearly coincide")
+    steps = directions.step.double().to(z.device)
+    delta = torch.zeros_like(vectors[0])
     if extra is not None:
-        extra = extra.to(delta).reshape(-1)
-        delta = delta + (extra - basis @ (basis.T @ extra) if basis is not None else extra)
-    edited = z + delta.reshape(1, *model.latent_shape)
+        delta = off(locked, extra.to(delta).reshape(-1))
+    if edited_rows:  # 2.
+        own = off(locked, vectors[edited_rows])
+        wanted = torch.tensor([asked[i] for i in edited_rows], dtype=torch.float64, device=z.device) * steps[edited_rows]
+        delta = delta + own.T @ (_pinv(own @ own.T) @ (wanted - own @ delta))
+    edited = z + delta.float().reshape(1, *model.latent_shape)
     fits = directions.record["attributes"]
     radius = directions.record["prior_radius"]
-    newton = [i for i in locked if (hold_log_odds or directions.names[i] not in DIGITS)
-              and fits[directions.names[i]]["calibrated"] and usable_slope(
-        fits[directions.names[i]]["measured_slope"], fits[directions.names[i]]["sd"], radius,
-        fits[directions.names[i]]["measured_slope_se"])]
+
+    def measurable(i: int) -> bool:
+        fit = fits[directions.names[i]]
+        return (hold_log_odds or directions.names[i] not in DIGITS) and fit["calibrated"] and usable_slope(
+            fit["measured_slope"], fit["sd"], radius, fit["measured_slope_se"])
+
+    rows = edited_rows + locked
+    newton = [k for k, i in enumerate(rows) if measurable(i)]
+    # a lone measured row is a lone slider: its calibrated step is what +1 means (one SD on average), and
+    # pushing each latent to exactly +1 pushed hard-to-move digits across their boundary (vae-mnist, width +2
+    # with the digit kept: 88% kept against 100%); corrections are for what other rows do to it
+    if len(newton) < 2 and extra is None:
+        newton = []
     if newton and refine > 0 and bool(delta.abs().max() > 0):  # 4.
-        slopes = torch.tensor([fits[directions.names[i]]["measured_slope"] for i in newton], dtype=torch.float64)
+        columns = [rows[k] for k in newton]
+        slopes = torch.tensor([fits[directions.names[i]]["measured_slope"] for i in columns], dtype=torch.float64,
+                              device=z.device)
+        sds = torch.tensor([fits[directions.names[i]]["sd"] for i in columns], dtype=torch.float64, device=z.device)
+        targets = torch.tensor([asked.get(i, 0.0) for i in columns], dtype=torch.float64, device=z.device) * sds
+        all_rows = vectors[rows]
+        inverse = _pinv(all_rows @ all_rows.T, NEWTON_FLOOR)
         reach = LOCK_REACH * float(delta.norm())  # the corrections, summed, never outrun the edit
-        total = torch.zeros(len(z), vectors.shape[1], device=z.device)
+        total = torch.zeros(len(z), vectors.shape[1], dtype=torch.float64, device=z.device)
         with torch.inference_mode():
-            held = torch.as_tensor(table_columns(model.decode(z), newton, classifier))
+            before = torch.as_tensor(table_columns(model.decode(z), columns, classifier), device=z.device)
             for _ in range(refine):
-                drift = torch.as_tensor(table_columns(model.decode(edited), newton, classifier)) - held
-                total = total + (drift / slopes).float().to(z.device) @ vectors[newton]
+                measured = torch.as_tensor(table_columns(model.decode(edited), columns, classifier), device=z.device)
+                miss = torch.zeros(len(z), len(rows), dtype=torch.float64, device=z.device)
+                miss[:, newton] = (measured - before - targets) / slopes  # in latent units along each direction
+                total = total + (miss @ inverse) @ all_rows
                 total = total * (reach / total.norm(dim=1, keepdim=True).clamp_min(1e-12)).clamp(max=1.0)
-                edited = z + (delta - total).reshape(-1, *model.latent_shape)
+                edited = z + (delta - total).float().reshape(-1, *model.latent_shape)
     held_digits = [name for name in lock if name in DIGITS]
     if len(held_digits) == 1 and bool(delta.abs().max() > 0):  # 5.
-        kept_still = [name for name, amount in amounts.items() if amount] + [n for n in lock if n not in DIGITS]
+        kept_still = [directions.names[i] for i in edited_rows] + [n for n in lock if n not in DIGITS]
         edited = _hold_digit(model, edited, DIGITS.index(held_digits[0]), directions, kept_still)
     return edited
+
+
+def _pinv(gram: torch.Tensor, floor: float = MIN_ALIGNMENT) -> torch.Tensor:
+    """The pseudo-inverse of a Gram matrix of directions, eigenvalues below `floor` dropped (steps 2 and 4 of
+    `edit`): directions that nearly coincide share one move rather than asking for a huge difference."""
+    values, vectors = torch.linalg.eigh(gram)
+    kept = values > floor
+    return (vectors[:, kept] / values[kept]) @ vectors[:, kept].T
 
 
 def _hold_digit(model, z: torch.Tensor, digit: int, directions: AttributeDirections,

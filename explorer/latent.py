@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -174,10 +175,14 @@ class LatentMap:
 
 
 @torch.inference_mode()
-def latent_map(model: LatentModel, images: torch.Tensor, batch_size: int = 500) -> LatentMap:
-    """Encode `images` and lay them on a plane: the latent itself when it is 2-D, else its PCA projection."""
-    codes = torch.cat([model.encode(images[i:i + batch_size].to(model.device)).flatten(1).cpu()
-                       for i in range(0, len(images), batch_size)]).double()
+def latent_map_steps(model: LatentModel, images: torch.Tensor, batch_size: int = 100) -> Iterator[tuple[int, LatentMap | None]]:
+    """latent_map a batch at a time: yields (images encoded so far, None) after each batch, then (all of them,
+    the map). A caller that drives it (a Gradio generator) can report progress, and be stopped, between batches."""
+    chunks = []
+    for i in range(0, len(images), batch_size):
+        chunks.append(model.encode(images[i:i + batch_size].to(model.device)).flatten(1).cpu())
+        yield min(i + batch_size, len(images)), None
+    codes = torch.cat(chunks).double()
     if codes.shape[1] == 2:
         origin, axes, explained = torch.zeros(2, dtype=codes.dtype), torch.eye(2, dtype=codes.dtype), torch.ones(2)
     else:
@@ -185,4 +190,10 @@ def latent_map(model: LatentModel, images: torch.Tensor, batch_size: int = 500) 
         _, singular, vh = torch.linalg.svd(codes - origin, full_matrices=False)
         axes, explained = vh[:2], (singular.pow(2) / singular.pow(2).sum())[:2]
     coords = (codes - origin) @ axes.T
-    return LatentMap(coords.float(), origin.float(), axes.float(), explained.float())
+    yield len(images), LatentMap(coords.float(), origin.float(), axes.float(), explained.float())
+
+
+def latent_map(model: LatentModel, images: torch.Tensor, batch_size: int = 500) -> LatentMap:
+    """Encode `images` and lay them on a plane: the latent itself when it is 2-D, else its PCA projection."""
+    *_, (_, mapped) = latent_map_steps(model, images, batch_size)
+    return mapped

@@ -8,8 +8,11 @@ plane and the loss curves as images. Everything is seeded: the same settings giv
 
 from __future__ import annotations
 
+import atexit
+import ctypes
 import importlib
 import math
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,6 +31,7 @@ MODE_RADIUS = 1.0  # a generated point within this distance of a mode's centre c
 SHOWN_POINTS = 500
 LOSS_HISTORY = 4000  # the loss curves show at least this many of the latest updates, and at most twice as many
 PLANE_PIXELS = 360
+LOSSES_WIDTH = 360  # pixels; the loss curves' image
 
 
 # --- toy data ------------------------------------------------------------------------------------------------
@@ -290,6 +294,8 @@ class ToyDiffusion(nn.Module):
 
 # --- a training run ------------------------------------------------------------------------------------------
 
+ANY_TOKEN = object()  # train_for without a token: Step and tests, which train whatever the run's play token
+
 @dataclass
 class Settings:
     family: str = "GAN"
@@ -343,15 +349,19 @@ class Playground:
     def train(self, updates: int) -> None:
         self.train_for(float("inf"), most=updates)
 
-    def train_for(self, seconds: float, most: int = 1000) -> int:
-        """Updates until `seconds` have passed (at least one, at most `most`); returns how many ran."""
+    def train_for(self, seconds: float, most: int = 1000, token: object = ANY_TOKEN) -> int:
+        """Updates until `seconds` have passed (at least one, at most `most`); returns how many ran. With a
+        `token`, only while it is still the run's play token: checked under the lock before every update, so
+        once Pause (or Reset, or the limit) has taken the token and drawn its frame, no update follows it."""
         with self.lock:
             self.model.train()
             began, done = time.perf_counter(), 0
-            while done < most and (done == 0 or time.perf_counter() - began < seconds):
+            while (done < most and (token is ANY_TOKEN or self.play_token is token)
+                   and (done == 0 or time.perf_counter() - began < seconds)):
                 self._update()
                 done += 1
-            self.updates_per_second = done / max(time.perf_counter() - began, 1e-9)
+            if done:
+                self.updates_per_second = done / max(time.perf_counter() - began, 1e-9)
             return done
 
     def generated(self) -> torch.Tensor:
@@ -363,8 +373,17 @@ class Playground:
         return None if centres is None else mode_shares(points, centres)
 
     # --- drawing ---------------------------------------------------------------------------------------------
-    def frame(self) -> tuple[np.ndarray, np.ndarray, str]:
-        """(the plane: background, real points, generated points; the loss curves; a caption)."""
+    def losses_moved_since(self, step: int) -> bool:
+        """Whether the updates since `step` fill at least one pixel column of the loss curves (draw_losses puts
+        the history, up to 2 * LOSS_HISTORY updates, into LOSSES_WIDTH - 8 columns)."""
+        shown = max((len(v) for v in self.losses.values()), default=0)
+        return self.step - step >= max(1.0, shown / (LOSSES_WIDTH - 8))
+
+    def frame(self, since: int | None = None) -> tuple[np.ndarray, np.ndarray | None, str]:
+        """(the plane: background, real points, generated points; the loss curves; a caption). With `since`, the
+        step at which the loss curves were last drawn, they are drawn only if they have moved (else None): with
+        many people playing, a run gets a few updates per frame, and its curves were a third of each frame's
+        drawing, encoding and decoding in the browser for no visible change."""
         with self.lock:
             points = self.generated()
             plane = draw_plane(self.model.background(self.grid), self.shown_data, points,
@@ -377,7 +396,8 @@ class Playground:
             covered = int((shares > 0.5 / len(shares)).sum())
             caption += (f" · modes covered: **{covered} of {len(shares)}** (points within {MODE_RADIUS:g} of each: "
                         + ", ".join(f"{s:.0%}" for s in shares) + ")")
-        return plane, draw_losses(self.losses), caption
+        losses = draw_losses(self.losses) if since is None or self.losses_moved_since(since) else None
+        return plane, losses, caption
 
 
 def to_pixels(points: torch.Tensor) -> np.ndarray:
@@ -400,13 +420,28 @@ def draw_plane(background: torch.Tensor | None, real: torch.Tensor, fake: torch.
     if paths is not None:
         for path in paths:
             draw.line([tuple(p) for p in to_pixels(path)], fill=(70, 100, 170), width=1)
+    pixels = np.array(image)
     for colour, points in (((235, 235, 235), real), ((255, 150, 40), fake)):
-        for x, y in to_pixels(points.clamp(-2 * VIEW, 2 * VIEW)):
-            draw.ellipse((x - 1.5, y - 1.5, x + 1.5, y + 1.5), fill=colour)
-    return np.asarray(image)
+        stamp_dots(pixels, to_pixels(points.clamp(-2 * VIEW, 2 * VIEW)), colour)
+    return pixels
 
 
-def draw_losses(losses: dict[str, list[float]], width: int = 360, height: int = 200) -> np.ndarray:
+# The dot PIL's ellipse((x - 1.5, y - 1.5, x + 1.5, y + 1.5)) draws: a 4x4 square less its corners, its top left
+# at floor(x - 1.5), floor(y - 1.5). Stamped for all points at once: drawing a thousand ellipses one by one took
+# most of a frame's drawing, and with a class playing the trainer draws a frame for each of them in turn.
+DOT = np.array([(row, col) for row in range(4) for col in range(4) if (row in (0, 3)) + (col in (0, 3)) < 2])
+
+
+def stamp_dots(pixels: np.ndarray, xy: np.ndarray, colour: tuple[int, int, int]) -> None:
+    """Paint a DOT of `colour` at each pixel position (x, y) in `xy`, clipped to the image."""
+    xy = xy[np.isfinite(xy).all(1)]
+    corner = np.floor(xy - 1.5).astype(int)
+    rows, cols = (corner[:, 1:2] + DOT[:, 0]).ravel(), (corner[:, 0:1] + DOT[:, 1]).ravel()
+    inside = (rows >= 0) & (rows < pixels.shape[0]) & (cols >= 0) & (cols < pixels.shape[1])
+    pixels[rows[inside], cols[inside]] = colour
+
+
+def draw_losses(losses: dict[str, list[float]], width: int = LOSSES_WIDTH, height: int = 200) -> np.ndarray:
     """Each loss against the update number, smoothed over 10 updates, on a shared vertical scale."""
     image = Image.new("RGB", (width, height), (24, 24, 32))
     draw = ImageDraw.Draw(image)
@@ -420,6 +455,9 @@ def draw_losses(losses: dict[str, list[float]], width: int = 360, height: int = 
     low, high = np.percentile(values, 1), np.percentile(values, 99)
     high = high if high > low else low + 1
     for i, (name, v) in enumerate(series.items()):
+        if len(v) > width - 8:  # one mean per pixel column: a line through 8,000 points cost more than the plane
+            edges = np.linspace(0, len(v), width - 8 + 1).astype(int)
+            v = np.add.reduceat(v, edges[:-1]) / np.diff(edges)
         if len(v) > 1:
             xs = np.linspace(4, width - 4, len(v))
             ys = height - 20 - (np.clip(v, low, high) - low) / (high - low) * (height - 40)
@@ -427,3 +465,189 @@ def draw_losses(losses: dict[str, list[float]], width: int = 360, height: int = 
         draw.text((6, 4 + 12 * i), name, fill=colours[i % 3])
     draw.text((width - 60, height - 14), f"{low:.2f}..{high:.2f}", fill=(160, 160, 160))
     return np.asarray(image)
+
+
+# --- many runs, one trainer ----------------------------------------------------------------------------------
+
+def one_openmp_thread_here() -> bool:
+    """Make torch's operations called from this thread run on one OpenMP thread, leaving every other thread's
+    setting alone (OpenMP's thread count is per calling thread; torch.set_num_threads would change the whole
+    server's). The playground's networks are so small that splitting an operation across cores only adds a
+    barrier, and on a busy machine that barrier waits for a core someone else holds: on this project's 2-core
+    machine, under other work, a GAN trained 59 updates/s with two threads and 819 with one (the Wasserstein
+    GAN 8 against 167). -> whether it could be set (torch bundles GNU OpenMP on Linux; elsewhere nothing
+    changes)."""
+    library = os.path.join(os.path.dirname(torch.__file__), "lib", "libgomp.so.1")
+    if not os.path.exists(library):
+        return False
+    try:
+        gomp = ctypes.CDLL(library)  # the copy torch has loaded already: the same handle, the same runtime
+    except OSError:
+        return False
+    torch.get_num_threads()  # torch sets a thread's count when it first asks; then this thread's is ours to set
+    gomp.omp_set_num_threads(1)
+    return torch.get_num_threads() == 1
+
+
+RATE_SECONDS = 1.0  # a Play's caption reports its updates per second over at least this long
+
+
+class Player:
+    """One Play of one run, as a SharedTrainer serves it: the trainer posts frames, the Play takes them."""
+
+    def __init__(self, run: Playground, token: object, lock: threading.Lock) -> None:
+        self.run, self.token = run, token
+        self.ready = threading.Condition(lock)  # one per player, on the trainer's lock: a frame wakes its Play only
+        self.frame: tuple[np.ndarray, np.ndarray | None, str] | None = None  # drawn and not yet taken
+        self.posted_at = 0.0
+        self.done = False  # left, stopped (its token was taken) or dropped
+        self.error: Exception | None = None
+        self.losses_step: int | None = None  # the step of the loss curves this Play last got (None: none yet)
+        self.drawn = 0  # frames drawn for it
+        self.rate_step, self.rate_at = run.step, time.perf_counter()  # for the rate the caption reports
+
+
+class SharedTrainer:
+    """One thread trains every playing run in turns and draws each its next frame once the last was taken.
+
+    Why one thread for everyone rather than one per Play: a Play is pure CPU (tiny networks, so Python and the
+    GIL, not arithmetic, set the pace), and a server's cores are the same whether 1 or 12 people press Play.
+    One thread per Play makes 12 players 12 threads fighting for the GIL and the cores, and the Playground
+    takes them from the other tabs. In turns, the Playground costs one thread (plus Gradio's encoding of the
+    frames), every Play gets an equal share of it, and a Play waiting for its frame holds no CPU, so a whole
+    class can be admitted at once. Measured with 12 browsers pressing Play together on this 2-core machine
+    under the same heavy load (`benchmarks/playground.py --class`): one thread per Play in a lane of 16 gave 8
+    of the 12 a frame within 5 s and each 1-3 updates/s, using 0.49 cores; in turns, 12 of 12 (the worst after
+    4.5 s) and 6-12 updates/s each, using 0.28 cores. With the old lane of 4, 8 of the 12 saw nothing at all
+    for the ten minutes the first four could play.
+
+    A turn trains for the run's share of `frame_seconds` (less a frame's typical drawing time; at least
+    `min_train_seconds` and at least that drawing time), then draws a frame if the previous one was taken (the
+    loss curves only when they have moved: Playground.frame's `since`); a frame left untaken for
+    `abandoned_s` means no Play is reading any more (its generator was dropped without being closed) and
+    the player is dropped."""
+
+    def __init__(self, frame_seconds: float = 0.085, min_train_seconds: float = 0.01,
+                 abandoned_s: float = 30.0) -> None:
+        self.frame_seconds, self.min_train_seconds, self.abandoned_s = frame_seconds, min_train_seconds, abandoned_s
+        self.lock = threading.Lock()
+        self.work = threading.Condition(self.lock)  # the thread sleeps on it while nobody plays
+        self.players: list[Player] = []
+        self.thread: threading.Thread | None = None
+        self.closing = False
+        self.draw_seconds = 0.0  # a frame's drawing time, a running mean over every player's frames
+
+    def playing(self) -> int:
+        with self.lock:
+            return len(self.players)
+
+    def join(self, run: Playground, token: object) -> Player:
+        """Start training `run` for as long as `token` is its play token."""
+        with self.lock:
+            if self.closing:
+                raise RuntimeError("the server is stopping")
+            player = Player(run, token, self.lock)
+            self.players.append(player)
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._serve, daemon=True, name="playground-trainer")
+                self.thread.start()
+                atexit.register(self.close)
+            self.work.notify()
+            return player
+
+    def leave(self, player: Player) -> None:
+        """The Play is over (ended, closed, cancelled): stop training its run and take back its token."""
+        with self.lock:
+            self._drop(player)
+        if player.run.play_token is player.token:
+            player.run.play_token = None
+
+    def stop(self, run: Playground) -> None:
+        """Pause, Reset or a new setting: take the run's token and end every Play of it now (its Play wakes at
+        once instead of at the trainer's next turn for it)."""
+        run.play_token = None
+        with self.lock:
+            for player in [p for p in self.players if p.run is run]:
+                self._drop(player)
+
+    def next_frame(self, player: Player, timeout: float | None) -> tuple[np.ndarray, np.ndarray | None, str] | None:
+        """The player's next frame, waiting up to `timeout` s; None when it timed out or the player is done."""
+        with self.lock:
+            player.ready.wait_for(lambda: player.frame is not None or player.done, timeout)
+            if player.error is not None:
+                raise player.error
+            frame, player.frame = player.frame, None
+            return frame
+
+    def close(self) -> None:
+        """End every Play and the thread, once its turn in hand is over. Called at exit: a process that ends
+        while a daemon thread is inside torch's autograd aborts ("terminate called without an active
+        exception", exit status 134), so the turn must finish first."""
+        with self.lock:
+            self.closing = True
+            for player in list(self.players):
+                self._drop(player)
+            self.work.notify()
+            thread = self.thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def _drop(self, player: Player) -> None:  # with the lock held
+        player.done = True
+        if player in self.players:
+            self.players.remove(player)
+        player.ready.notify_all()
+
+    def _serve(self) -> None:
+        one_openmp_thread_here()
+        while True:
+            with self.lock:
+                while not self.players and not self.closing:
+                    self.work.wait()
+                if self.closing:
+                    return
+                turn = list(self.players)
+            share = self.frame_seconds / len(turn)
+            for player in turn:
+                if player.done or self.closing:
+                    continue
+                try:
+                    self._turn(player, share)
+                except Exception as error:  # a broken run ends its own Play, with the reason, never the trainer
+                    with self.lock:
+                        player.error = error
+                        self._drop(player)
+
+    def _turn(self, player: Player, share: float) -> None:
+        run = player.run
+        with self.lock:
+            abandoned = player.frame is not None and time.perf_counter() - player.posted_at > self.abandoned_s
+            if abandoned or run.play_token is not player.token:
+                self._drop(player)
+                return
+        # a newcomer's first turn is one update and its first frame: everyone who presses Play at once sees the
+        # points move within one round of drawings, not one of trainings
+        newcomer = player.drawn == 0
+        # otherwise its share of a round, less a frame's drawing; and never less than a frame's drawing, so that
+        # however many play and however slow the machine, at least half the trainer's time trains. One typical
+        # drawing time for everyone, not each player's own last one (noisy under load): equal turns
+        seconds = max(self.min_train_seconds, share - self.draw_seconds, self.draw_seconds)
+        run.train_for(0.0 if newcomer else seconds, token=player.token)
+        if player.frame is not None:  # its Play has not taken the last frame yet: drawing another is wasted
+            return
+        began = time.perf_counter()
+        # the caption's rate is updates per second of wall time (the player's real share, not the rate of its
+        # turns), over a second or more so that it can be read
+        if newcomer or began - player.rate_at >= RATE_SECONDS:
+            run.updates_per_second = (run.step - player.rate_step) / max(began - player.rate_at, 1e-9)
+            player.rate_step, player.rate_at = run.step, began
+        player.drawn += 1
+        step = run.step
+        frame = run.frame(since=player.losses_step)
+        if frame[1] is not None:
+            player.losses_step = step
+        self.draw_seconds += 0.2 * (time.perf_counter() - began - self.draw_seconds)
+        with self.lock:
+            if not player.done:
+                player.frame, player.posted_at = frame, time.perf_counter()
+                player.ready.notify_all()

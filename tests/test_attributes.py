@@ -13,7 +13,7 @@ import torch
 import explorer
 import explorer.attributes
 import explorer.metrics
-from explorer.attributes import (ATTRIBUTES, HOLD_STEP_SD, HOLD_STEPS, SLIDERS, AttributeDirections, directions_for,
+from explorer.attributes import (ATTRIBUTES, HOLD_STEP_SD, HOLD_STEPS, SLIDERS, directions_for,
                                  edit, fit_directions, load_attribute_directions, measure, morphometrics,
                                  save_attribute_directions)
 from explorer.checkpoint import CHECKPOINTS_DIR, CheckpointError, read_record
@@ -160,9 +160,42 @@ def test_zero_edit_is_the_identity_and_steps_are_calibrated(vae):
     directions = directions_for(vae)
     z = vae.sample_latent(4, seed=3)
     assert torch.equal(edit(vae, z, {"thickness": 0.0}), z)
-    moved = edit(vae, z, {"slant": 1.5}) - z
+    moved = edit(vae, z, {"slant": 1.5}) - z  # step 3: a lone edit is its calibrated step, uncorrected
     expected = 1.5 * directions.step[directions.index("slant")] * directions.vectors[directions.index("slant")]
     assert torch.allclose(moved, expected.expand_as(moved), atol=1e-5)
+
+
+def test_edits_and_locks_are_solved_together_in_the_linear_model(vae):
+    """Step 2's definition: with two edits and a lock, and no measured correction, every edited direction's
+    projection of the move is its amount times its step and the locked one's is zero, all at once (adding each
+    edit on its own, as before, let width's move carry thickness off its amount)."""
+    directions = directions_for(vae)
+    z = vae.sample_latent(1, seed=3)
+    amounts = {"thickness": 2.0, "width": -2.0}
+    delta = (edit(vae, z, amounts, lock=("slant",), refine=0) - z).flatten().double()
+    vectors = {n: directions.vectors[directions.index(n)].flatten().double() for n in ("thickness", "width", "slant")}
+    for name, amount in amounts.items():
+        assert float(vectors[name] @ delta) == pytest.approx(amount * float(directions.step[directions.index(name)]), rel=1e-4)
+    assert abs(float(vectors["slant"] @ delta)) < 1e-5
+    one_at_a_time = sum(edit(vae, z, {n: a}, lock=("slant",), refine=0) - z for n, a in amounts.items()).flatten().double()
+    off = abs(float(vectors["thickness"] @ one_at_a_time) / (2.0 * float(directions.step[directions.index("thickness")])) - 1)
+    assert off > 0.1  # the old way misses the amount in the very model it is built on: the case being fixed
+
+
+@pytest.mark.parametrize("name", ["vae-mnist", "dcgan-mnist"])
+def test_a_combined_edit_keeps_each_slider_near_its_amount(name):
+    """The issue's case, thickness +2 and width -2 with slant locked, over 20 random latents: adding each edit
+    on its own measured thickness -0.25 sd (dcgan-mnist) and +0.35 (vae-mnist); solved together it measured
+    +0.98 and +0.97 here (the decoders draw few digits that thick and that narrow, so +2 is not reached: the
+    readout flags that), with width -1.17 and -0.79 and slant within 0.1 sd on average. At +-1 each reaches
+    +0.71 to +1.0 of its amount. The floors leave a margin of about 0.3 sd."""
+    model = shipped(name)
+    directions = directions_for(model)
+    z = model.sample_latent(20, seed=7, temperature=model.default_temperature)
+    before = morphometrics(model.decode(z))
+    after = morphometrics(model.decode(edit(model, z, {"thickness": 2.0, "width": -2.0}, lock=("slant",))))
+    change = {n: float(np.mean(after[n] - before[n])) / directions.record["attributes"][n]["sd"] for n in ("thickness", "width", "slant")}
+    assert change["thickness"] >= 0.65 and change["width"] <= -0.5 and abs(change["slant"]) <= 0.3, change
 
 
 def test_a_lock_removes_the_locked_directions_and_keeps_the_edit_size(vae):
@@ -249,7 +282,7 @@ def test_plus_one_moves_the_attribute_up_where_the_decoder_moves_it_against_its_
 
 def test_a_lock_the_fit_could_not_calibrate_takes_no_newton_step():
     """ae2d-mnist's thickness and digit 8 slopes are within their noise (t = -0.28 and 0.95): locking them
-    keeps the projection of step 2 and takes no step 4 along them."""
+    keeps the projection of step 1 and takes no step 4 along them, whatever step 4 does for the edit itself."""
     model = shipped("ae2d-mnist")
     directions = directions_for(model)
     z = model.sample_latent(4, seed=99, temperature=model.default_temperature)
@@ -258,13 +291,29 @@ def test_a_lock_the_fit_could_not_calibrate_takes_no_newton_step():
         assert torch.equal(edit(model, z, amounts, lock=(lock,)), edit(model, z, amounts, lock=(lock,), refine=0))
 
 
+
+def test_an_uncalibrated_lock_is_held_by_the_projection_while_step_4_corrects_the_others(vae):
+    """vae-mnist's directions with thickness marked uncalibrated: with width and slant edited, step 4 runs (the
+    result differs from refine=0) and its corrections leave the locked direction untouched."""
+    import copy
+
+    directions = copy.deepcopy(directions_for(vae))
+    directions.record["attributes"]["thickness"]["calibrated"] = False
+    z = vae.sample_latent(4, seed=99)
+    amounts = {"width": 1.0, "slant": 1.0}
+    refined = edit(vae, z, amounts, lock=("thickness",), directions=directions) - z
+    assert not torch.allclose(refined, edit(vae, z, amounts, lock=("thickness",), directions=directions, refine=0) - z)
+    vector = directions.vectors[directions.index("thickness")].flatten()
+    assert (refined.flatten(1) @ vector).abs().max() < 1e-4
+
+
 # Measured on the shipped models with these latents (seed 5; 4 per model, 1 for diffusion, each edited alone):
-# the edited latent moved at most 0.76 of 2 ||delta|| + hold (vae2d-mnist, ae2d-mnist; 0.71 elsewhere, where the
-# lock's bounded correction stands at right angles to the edit), and at most 3.4 times |amount * step| + hold
+# the edited latent moved at most 0.76 of 2 ||delta|| + hold before edits were solved together (vae2d-mnist,
+# ae2d-mnist; 0.71 elsewhere, where the lock's bounded correction stands at right angles to the edit), and at most 5.34 times |amount * step| + hold
 # (cvae-mnist, thickness -2 with height locked: the lock leaves a third of the direction, so ||delta|| is 3x
-# longer); the unbounded corrections before the fix moved z by 2.4e7 (ae2d-mnist, width locked) and 2.2e7
+# longer, and since edits and locks are solved together step 4 corrects the edited row too; 3.4 before); the unbounded corrections before the fix moved z by 2.4e7 (ae2d-mnist, width locked) and 2.2e7
 # (vae2d-mnist, digit locked), where a typical latent's norm is 1.2 to 28.
-STEP_MULTIPLE = 5.0
+STEP_MULTIPLE = 6.0
 
 
 @pytest.mark.parametrize("name", SMOOTH)

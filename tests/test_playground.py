@@ -4,14 +4,18 @@ tab's handlers on good and bad input."""
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+import threading
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
 import pytest
 import torch
 
-from explorer.playground import (DATASETS, VIEW, Coupling, Playground, Settings, ToyFlow, mode_centres, mode_shares,
-                                 points_from_drawing, toy_data)
+from explorer.playground import (DATASETS, VIEW, Coupling, Playground, Settings, SharedTrainer, ToyFlow, mode_centres,
+                                 mode_shares, points_from_drawing, toy_data)
 from explorer.ui import playground as tab
 
 torch.set_num_threads(1)
@@ -122,8 +126,14 @@ def test_play_streams_frames_and_continues_the_same_run():
     run = outputs[-1][3]
     steps = [int(o[2].split("step **")[1].split("**")[0]) for o in outputs]
     assert steps == sorted(steps) and steps[0] > 0
+    # the trainer may have run a turn between drawing the last frame and the Play's end (Pause's own frame is
+    # the one that shows where a run stopped); once ended, the run is off the trainer and holds no token
+    assert run.play_token is None and tab.TRAINER.playing() == 0
+    with run.lock:  # an update the trainer had in hand is over; none starts after it (the token is gone)
+        ended = run.step
+    assert ended >= steps[-1]
     _, _, caption, same = tab.step(run, "GAN", "two separated modes", "cross-entropy", 2.0, None)
-    assert same is run and f"step **{steps[-1] + tab.STEP_UPDATES}**" in caption
+    assert same is run and f"step **{ended + tab.STEP_UPDATES}**" in caption
     _, _, caption, other = tab.step(run, "GAN", "two separated modes", "cross-entropy", 3, None)  # new settings
     assert other is not run and f"step **{tab.STEP_UPDATES}**" in caption
 
@@ -136,6 +146,7 @@ def test_pause_takes_the_play_token_and_says_where_it_stopped():
     assert f"step **{run.step}**" in caption
     with pytest.raises(StopIteration):  # the Play it paused starts no more updates
         next(frames)
+    assert tab.TRAINER.playing() == 0  # a paused run holds no place on the trainer, however long it stays paused
 
 
 @pytest.mark.parametrize("args, message", [
@@ -160,3 +171,156 @@ def test_a_drawing_is_trained_on():
     canvas[170:190, 60:300] = 0  # a horizontal bar
     _, _, caption, run = tab.reset(None, "flow", "your drawing", "cross-entropy", 0, {"composite": canvas})
     assert run.drawn is not None and abs(run.data(500)[:, 1]).max() < 0.5
+
+
+def caption_step(caption: str) -> int:
+    return int(caption.split("step **")[1].split("**")[0])
+
+
+def test_a_play_at_its_limit_says_so_and_stops():
+    """The limit ends a Play with a frame that says why (it used to end silently, the last caption unchanged)."""
+    outputs = list(tab.play(None, "GAN", "two moons", "cross-entropy", 0, None, limit_s=0))
+    assert len(outputs) == 1
+    caption, run = outputs[0][2], outputs[0][3]
+    assert caption.startswith("**Stopped after 0 seconds** (the limit per Play); press Play to go on")
+    assert run.play_token is None and tab.TRAINER.playing() == 0
+    assert tab.capped_caption("x", tab.PLAY_LIMIT_S).startswith("**Stopped after 10 minutes** (the limit per Play)")
+    again = tab.play(run, "GAN", "two moons", "cross-entropy", 0, None, frames=1)  # Play goes on with the same run
+    assert next(again)[3] is run
+
+
+def test_many_plays_are_trained_by_one_thread_in_turns(monkeypatch):
+    """Twelve Plays asking for frames from twelve threads (as Gradio's workers do) all get frames, every run
+    advances, and every update runs in one thread that is none of theirs."""
+    trainers, real_update = set(), Playground._update
+
+    def recorded(self):
+        trainers.add(threading.get_ident())
+        real_update(self)
+
+    monkeypatch.setattr(Playground, "_update", recorded)
+    callers, steps, errors = set(), {}, []
+
+    def player(seed):
+        try:
+            callers.add(threading.get_ident())
+            outputs = list(tab.play(None, "GAN", "ring of eight Gaussians", "cross-entropy", seed, None, frames=3))
+            steps[seed] = [caption_step(o[2]) for o in outputs]
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=player, args=(seed,)) for seed in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert sorted(steps) == list(range(12)) and all(s[0] > 0 and s == sorted(s) for s in steps.values()), steps
+    assert len(trainers) == 1 and not trainers & callers
+    assert tab.TRAINER.playing() == 0  # each Play left the trainer when it ended
+
+
+def test_closing_a_play_takes_its_run_off_the_trainer():
+    """What Gradio does when the tab is closed: it stops asking for frames and closes the generator."""
+    frames = tab.play(None, "flow", "two moons", "cross-entropy", 0, None)
+    *_, run = next(frames)
+    assert tab.TRAINER.playing() == 1 and run.play_token is not None
+    frames.close()
+    assert tab.TRAINER.playing() == 0
+    assert run.play_token is None  # and the trainer trains a run only while its token is the Play's own
+
+
+def test_a_new_run_ends_the_play_of_the_old_one():
+    frames = tab.play(None, "GAN", "two moons", "cross-entropy", 0, None)
+    *_, run = next(frames)
+    *_, fresh = tab.reset(run, "GAN", "two moons", "cross-entropy", 1, None)
+    assert fresh is not run and run.play_token is None and tab.TRAINER.playing() == 0
+    with pytest.raises(StopIteration):
+        next(frames)
+
+
+def test_an_abandoned_play_is_dropped():
+    """A Play that stops taking frames without being closed (a generator Gradio dropped) loses its turns."""
+    trainer = SharedTrainer(abandoned_s=0.0)
+    run = Playground(Settings("GAN", "two moons", seed=0))
+    token = run.play_token = object()
+    player = trainer.join(run, token)
+    assert trainer.next_frame(player, timeout=None) is not None
+    with trainer.lock:  # the next frame is posted and never taken: the trainer's next turn for it drops it
+        player.ready.wait_for(lambda: player.done)
+    assert trainer.playing() == 0 and player.error is None
+
+
+def test_the_trainer_stops_training_once_the_token_is_taken():
+    """Pause's promise: after it has taken the token and drawn its frame, no update of that run starts."""
+    run = Playground(Settings("GAN", "two moons", seed=0))
+    token = run.play_token = object()
+    assert run.train_for(0.0, most=5, token=token) == 1
+    run.play_token = None
+    assert run.train_for(10.0, most=5, token=token) == 0 and run.step == 1
+
+
+def test_the_mode_collapse_preset_sets_the_controls_and_collapses():
+    """The preset's settings, and what its note says of them: the right-hand mode holds nearly every point from
+    about update 150 and the left one gets none for thousands of updates. Measured here every 50 updates to
+    4,000: the left mode's share 0 throughout, the right-hand one 0.95 or more at 76 of 78 checks (0.23 at
+    1,250 and 0.87 at 2,450, brief wobbles between the modes); checked here every 150 updates to 3,000."""
+    family, loss, dataset, seed, plane, _, caption, run = tab.mode_collapse(None)
+    assert (family, loss, dataset, seed) == tab.MODE_COLLAPSE == ("GAN", "cross-entropy", "two separated modes", 2)
+    assert run.settings == Settings(family, dataset, loss, seed) and "step **0**" in caption
+    centres, right = mode_centres(dataset), int(np.argmax(mode_centres(dataset)[:, 0]))
+    right_shares = []
+    run.train(150)
+    while run.step < 3000:
+        run.train(150)
+        shares = mode_shares(run.generated(), centres)
+        assert shares[1 - right] < 0.02, (run.step, shares)  # the left mode stays empty
+        right_shares.append(shares[right])
+    assert np.mean(np.array(right_shares) > 0.95) >= 0.8, right_shares
+    *_, again = tab.mode_collapse(run)
+    assert run.play_token is None and again is not run  # the preset ends a Play of the old run
+
+
+@pytest.mark.parametrize("options, message", [({"limit_s": -1}, "time limit"), ({"limit_s": "600"}, "time limit"),
+                                              ({"frames": 0}, "frames"), ({"frames": 2.5}, "frames")])
+def test_play_refuses_bad_limits(options, message):
+    with pytest.raises(gr.Error, match=message):
+        next(tab.play(None, "GAN", "two moons", "cross-entropy", 0, None, **options))
+
+
+def test_loss_curves_are_drawn_again_only_once_they_have_moved():
+    """A frame's loss curves are skipped while the updates since the last drawn ones fill less than one of their
+    pixel columns (352 for up to 8,000 updates)."""
+    run = Playground(Settings("GAN", "two moons", seed=0))
+    run.train(5)
+    assert run.frame(since=run.step)[1] is None
+    assert run.frame(since=run.step - 1)[1].shape == (200, 360, 3) and run.frame()[1] is not None
+    run.losses = {name: values * 704 for name, values in run.losses.items()}  # 3,520 updates: 10 a column
+    run.step = 3520
+    assert run.frame(since=3511)[1] is None and run.frame(since=3510)[1] is not None
+    outputs = list(tab.play(run, "GAN", "two moons", "cross-entropy", 0, None, frames=4))
+    assert all(o[1] == gr.skip() if isinstance(o[1], dict) else o[1].shape == (200, 360, 3) for o in outputs)
+
+
+def test_a_process_ends_cleanly_while_a_play_trains():
+    """The trainer is a daemon thread inside torch's autograd most of the time; a process that exited under it
+    aborted (status 134). At exit it finishes its turn and stops."""
+    code = ("from explorer.ui import playground as tab\n"
+            "frames = tab.play(None, 'GAN', 'two moons', 'Wasserstein (gradient penalty)', 0, None)\n"
+            "next(frames); next(frames)\n"
+            "assert tab.TRAINER.playing() == 1\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_closed_trainer_ends_its_plays_and_takes_no_more():
+    trainer = SharedTrainer()
+    run = Playground(Settings("GAN", "two moons", seed=0))
+    token = run.play_token = object()
+    player = trainer.join(run, token)
+    assert trainer.next_frame(player, timeout=None) is not None
+    trainer.close()
+    assert player.done and trainer.next_frame(player, timeout=None) is None and not trainer.thread.is_alive()
+    with pytest.raises(RuntimeError, match="stopping"):
+        trainer.join(run, token)

@@ -162,8 +162,10 @@ def test_a_stopped_server_leaves_no_files_behind(tmp_path):
     port = free_port()
     root = Path(__file__).resolve().parent.parent
     env = {k: v for k, v in os.environ.items() if k != "GRADIO_TEMP_DIR"} | {"TMPDIR": str(tmp_path)}
-    app = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--device", "cpu"], cwd=root, env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    log_path = tmp_path / "server.log"  # a file, not a pipe: an unread pipe fills and blocks the server
+    with open(log_path, "wb") as log:
+        app = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--device", "cpu"], cwd=root, env=env,
+                               stdout=log, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}/"
         while True:  # until it answers (the hang guard catches one that never does)
@@ -171,7 +173,7 @@ def test_a_stopped_server_leaves_no_files_behind(tmp_path):
                 urllib.request.urlopen(url, timeout=30)
                 break
             except OSError:
-                assert app.poll() is None, app.stdout.read().decode()[-2000:]
+                assert app.poll() is None, log_path.read_text(errors="replace")[-2000:]
                 time.sleep(0.5)  # polling interval, not a budget
         client = Client(url, verbose=False)
         client.predict("vae-mnist", 1, 2, 4, "slerp", api_name="/interpolate")
@@ -181,7 +183,7 @@ def test_a_stopped_server_leaves_no_files_behind(tmp_path):
     finally:
         app.terminate()
         app.wait()
-    assert app.returncode == 0, app.stdout.read().decode()[-2000:]
+    assert app.returncode == 0, log_path.read_text(errors="replace")[-2000:]
     assert not list(tmp_path.glob("latent-explorer-*"))  # the cache and the exports' folder, removed at exit
     # and no file anywhere (torch and gradio make empty folders of their own there at import)
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []

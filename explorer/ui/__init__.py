@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import compare, denoise, edit, interpolate, latent_map, playground, sample
+from . import api, compare, denoise, edit, interpolate, latent_map, playground, sample
 from ..models import FAMILIES
 from .common import LONG_WORK, PLAYGROUND
 from .models import ModelCache
@@ -51,6 +51,11 @@ def header(models: ModelCache) -> str:
 
 
 SHOW_TAB = "() => document.querySelector('#tab-{tab}-button')?.click()"
+# (the tab's content may render a moment after its select event: look again for up to a few seconds)
+SELECT_BRUSH = """() => { let tries = 0; const choose = () => {
+  const brush = document.querySelector('#edit-sketch button[aria-label="Brush"]');
+  if (brush) { if (!brush.classList.contains('highlight')) brush.click(); }
+  else if (tries++ < 50) setTimeout(choose, 100); }; choose(); }"""
 
 
 def build_app(models: ModelCache) -> gr.Blocks:
@@ -64,7 +69,7 @@ def build_app(models: ModelCache) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Sample", id="sample", elem_id="tab-sample"):
                 sample_parts = sample.build(models, picked)
-            with gr.Tab("Edit", id="edit", elem_id="tab-edit"):
+            with gr.Tab("Edit", id="edit", elem_id="tab-edit") as edit_tab:
                 edit_parts = edit.build(models, picked)
             with gr.Tab("Interpolate", id="interpolate", elem_id="tab-interpolate"):
                 interp_parts = interpolate.build(models, end_a, end_b)
@@ -89,34 +94,19 @@ def build_app(models: ModelCache) -> gr.Blocks:
         make_end, end_inputs = edit_parts["edited_pick"]
         for button, state in ((edit_parts["to_a"], end_a), (edit_parts["to_b"], end_b)):
             button.click(make_end, end_inputs, state, api_visibility="private").then(refresh, r_in, r_out, api_visibility="private")
+        fn, inputs, outputs = sample_parts["load"]  # the first grid, queued (the page itself is not held up by it);
+        app.load(fn, inputs, outputs, api_visibility="private")  # only a model that draws in one pass is drawn unasked
         fn, inputs, outputs = denoise_parts["load"]
         app.load(fn, inputs, outputs, api_visibility="private")
+        fn, inputs, outputs = edit_parts["load"]  # the Edit tab holds a sample before anything is picked
+        app.load(fn, inputs, outputs, api_visibility="private")
+        # Gradio's sketchpad opens with no tool chosen ("select the draw tool to start"); the brush is what it is for
+        edit_tab.select(None, None, None, js=SELECT_BRUSH, api_visibility="private")
         for fn, inputs, outputs in map_parts["load"]:  # drawn when first opened: encoding 2,000 digits is not free
             map_tab.select(fn, inputs, outputs, api_visibility="private", **LONG_WORK)
         fn, inputs, outputs = playground_parts["load"]  # a run of one's own only for those who open the tab
         playground_tab.select(fn, inputs, outputs, api_visibility="private", **PLAYGROUND)
 
-        # stateless JSON endpoints for gradio_client (the UI's own events keep per-user state)
-        def decode(model: str, latent: list[float]) -> list[list[int]]:
-            return sample.api_decode(models, model, latent)
-
-        def edit_sample(model: str, seed: int, index: int, amounts: list[float], temperature: float = 1.0,
-                        count: int = 32) -> list[list[int]]:
-            return edit.api_edit(models, model, seed, index, amounts, temperature, count)
-
-        def edit_attributes(model: str, seed: int, index: int, amounts: dict, lock: list, temperature: float = 1.0,
-                            count: int = 32) -> list[list[int]]:
-            return edit.api_edit_attributes(models, model, seed, index, amounts, lock, temperature, count)
-
-        def interpolate_seeds(model: str, seed_a: int, seed_b: int, frames: int = 10,
-                              mode: str = "slerp") -> list[list[list[int]]]:
-            return interpolate.api_interpolate(models, model, seed_a, seed_b, frames, mode)
-
-        decode.__doc__, edit_sample.__doc__ = sample.api_decode.__doc__, edit.api_edit.__doc__
-        edit_attributes.__doc__ = edit.api_edit_attributes.__doc__
-        interpolate_seeds.__doc__ = interpolate.api_interpolate.__doc__
-        gr.api(decode, api_name="decode")
-        gr.api(edit_sample, api_name="edit")
-        gr.api(edit_attributes, api_name="edit_attributes")
-        gr.api(interpolate_seeds, api_name="interpolate")
+        # the JSON endpoints, and names, descriptions, defaults and checks for every public endpoint (see api.py)
+        api.publish(app, models)
     return app

@@ -33,28 +33,59 @@ LONG_WORK = dict(concurrency_id="long", concurrency_limit=2)
 # everything else runs in.
 PLAYGROUND = dict(concurrency_id="playground", concurrency_limit=4)
 
-__all__ = ["LONG_WORK", "PLAYGROUND", "MAX_SEED", "check_int", "check_float", "check_choice", "to_image", "labelled_strip", "make_pick",
-           "picked_latent", "model_or_error", "smooth_or_error", "image_rows"]
+__all__ = ["LONG_WORK", "PLAYGROUND", "MAX_SEED", "LATENT_LIMIT", "check_int", "check_float", "check_choice", "shown", "to_image",
+           "labelled_strip", "make_pick", "picked_latent", "model_or_error", "smooth_or_error", "image_rows"]
+
+
+def shown(value) -> str:
+    """A value as an error message shows it: short, in JSON's words for what a client sends (true, null)."""
+    if isinstance(value, bool) or value is None:
+        return {True: "true (a boolean)", False: "false (a boolean)", None: "null (nothing)"}[value]
+    if not _finite(value):
+        return f"{value}, which is not finite"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _is_number(value) -> bool:
+    """A JSON number: an int or a float, never a boolean (JSON's true is not 1)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _finite(value) -> bool:
+    """False for NaN and the infinities (a float); every int is finite, however large (math.isfinite would overflow)."""
+    return not isinstance(value, float) or math.isfinite(value)
 
 
 def check_int(value, name: str, low: int, high: int) -> int:
-    """Accept ints and integral floats (Gradio sends numbers as floats); refuse anything else clearly."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or int(value) != value:
-        raise gr.Error(f"{name} must be a whole number, got {value!r}")
+    """Accept ints and integral floats (JSON and Gradio send 7 as 7.0); refuse booleans, fractions, NaN and text,
+    and anything outside [low, high], with a message naming the argument and its range."""
+    if not _is_number(value) or not _finite(value) or int(value) != value:
+        raise gr.Error(f"{name} must be a whole number from {low} to {high}, got {shown(value)}")
     if not low <= int(value) <= high:
-        raise gr.Error(f"{name} must be between {low} and {high}, got {int(value)}")
+        raise gr.Error(f"{name} must be between {low} and {high}, got {shown(int(value))}")
     return int(value)
 
 
 def check_float(value, name: str, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise gr.Error(f"{name} must be a number between {low} and {high}, got {value!r}")
+    """A finite number in [low, high]; booleans, NaN, infinities and text are refused, saying which they were."""
+    if not _is_number(value):
+        raise gr.Error(f"{name} must be a number between {low:g} and {high:g}, got {shown(value)}")
+    if not _finite(value):
+        raise gr.Error(f"{name} must be a finite number between {low:g} and {high:g}, got {shown(value)}")
+    if not low <= value <= high:
+        raise gr.Error(f"{name} must be between {low:g} and {high:g}, got {shown(value)}")
     return float(value)
 
 
 def check_choice(value, name: str, choices) -> str:
-    if value not in choices:
-        raise gr.Error(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
+    try:
+        # a boolean equals 0 or 1, so `True in (1, 2)` holds: a choice must be the very value offered
+        known = value in choices and not (isinstance(value, bool) and not any(c is value for c in choices))
+    except TypeError:  # an unhashable value (a list, a dict) asked of a set
+        known = False
+    if not known:
+        raise gr.Error(f"{name} must be one of {', '.join(map(str, choices))}; got {shown(value)}")
     return value
 
 
@@ -83,13 +114,24 @@ def to_image(x: torch.Tensor, scale: int = 8) -> Image.Image:
 
 
 def labelled_strip(images: torch.Tensor, labels: list[str], scale: int = 3) -> Image.Image:
-    """Frames side by side with a caption under each (the digit the classifier reads, say)."""
-    cell = 28 * scale
-    strip = Image.new("L", (len(images) * (cell + 4) + 4, cell + 22), 40)
+    """Frames side by side with a caption under each (the digit the classifier reads, say), centred in its cell.
+
+    The captions are set in Pillow's own scalable font (load_default(size), Pillow >= 10.1; nothing downloaded) at
+    a quarter of a cell's height, never under 14 px (at the default scale 21 px, digits 14 px high): the bitmap
+    font drawn before had digits 7 px high, unreadable once a strip of many frames was scaled down to fit the
+    page. A caption too wide for its cell is set smaller until it fits."""
+    width, height = images.shape[-1] * scale, images.shape[-2] * scale
+    draw = ImageDraw.Draw(Image.new("L", (1, 1)))
+    size = max(14, height // 4)
+    while size > 8 and any(draw.textlength(label, font_size=size) > width - 4 for label in labels):
+        size -= 1
+    band = size + 12  # the captions' row under the frames
+    strip = Image.new("L", (len(images) * (width + 4) + 4, height + 4 + band), 40)
     draw = ImageDraw.Draw(strip)
     for i, (image, label) in enumerate(zip(images, labels)):
-        strip.paste(to_image(image, scale), (4 + i * (cell + 4), 4))
-        draw.text((4 + i * (cell + 4) + 2, cell + 7), label, fill=235)
+        left = 4 + i * (width + 4)
+        strip.paste(to_image(image, scale), (left, 4))
+        draw.text((left + width / 2, height + 4 + band / 2), label, fill=235, font_size=size, anchor="mm")
     return strip
 
 
@@ -122,9 +164,13 @@ def export_folder() -> Path:
 
 def export_frames(models, images: torch.Tensor, stem: str) -> tuple[Image.Image, str, str]:
     """Decoded frames -> (a strip labelled with the digit the classifier reads under each, an animated GIF
-    that plays there and back so its loop has no jump, the strip as a PNG), the files in a fresh folder."""
+    that plays there and back so its loop has no jump, the strip as a PNG), the files in a fresh folder and
+    named after `stem`, which says what they hold ("vae-mnist-slerp-10-frames" -> vae-mnist-slerp-10-frames.gif
+    and vae-mnist-slerp-10-frames-strip.png): a download keeps its name, so "interpolation.gif" told nobody which."""
     probs, _ = models.classifier().predict(images.cpu())
     strip = labelled_strip(images, [f"{int(p.argmax())} {float(p.max()):.0%}" for p in probs])
+    # a file name of letters, digits, '.', '-' and '_' only, whatever the stem was made from (a pick's label, say)
+    stem = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "-" for c in stem).strip("-.") or "frames"
     out = export_folder()
     big = [np.asarray(to_image(image, 6)) for image in images]
     gif, png = out / f"{stem}.gif", out / f"{stem}-strip.png"
@@ -147,23 +193,98 @@ def smooth_or_error(models: ModelCache, name) -> LatentModel:
     return model
 
 
+# the largest latent entry accepted: far past any latent a shipped model samples or encodes (under 50 at
+# temperature 2, under 20 for encoded digits, white squares and noise included), short of where decoders overflow
+LATENT_LIMIT = 1e4
+
+
 def picked_latent(models: ModelCache, pick, what: str = "a picked sample",
                   smooth: bool = False) -> tuple[LatentModel, torch.Tensor]:
-    """The model and latent a state holds, checked: shape, finiteness, that the model exists and (with
-    `smooth`, for edits and paths) that its latent space is one where nearby means similar."""
+    """The model and latent a state (or an API call) holds, checked: that the model exists and (with `smooth`, for
+    edits and paths) that its latent space is one where nearby means similar; that the latent is a flat list of
+    as many numbers as the model's latent has, each finite and within +-LATENT_LIMIT. A refusal names the entry."""
     if not isinstance(pick, dict) or "model" not in pick or "latent" not in pick:
         raise gr.Error(f"no {what} yet: pick one on the Sample tab first")
     model = (smooth_or_error if smooth else model_or_error)(models, pick["model"])
-    try:
-        latent = torch.tensor(np.asarray(pick["latent"], dtype=np.float32))
-    except (TypeError, ValueError) as error:
-        raise gr.Error(f"{what} holds a malformed latent: {error}") from error
-    size = int(np.prod(model.latent_shape))
-    if latent.numel() != size or not torch.isfinite(latent).all():
-        raise gr.Error(f"{what} must be {size} finite numbers for {pick['model']}, got {latent.numel()}")
+    values, name, size = pick["latent"], pick["model"], int(np.prod(model.latent_shape))
+    if not isinstance(values, (list, tuple)):
+        raise gr.Error(f"{what} is malformed: it must be a flat list of {size} finite numbers for {name}, got {shown(values)}")
+    if len(values) != size:  # before reading the entries: a client may send millions
+        raise gr.Error(f"{what} must be {size} finite numbers for {name}, got a list of {len(values)}")
+    for i, value in enumerate(values):
+        if not _is_number(value):
+            raise gr.Error(f"{what} is malformed: entry {i} is {shown(value)}, not a number ({name} needs {size} finite numbers)")
+        if not (_finite(value) and abs(value) <= LATENT_LIMIT):
+            problem = shown(value) if not _finite(value) else f"{shown(value)}, outside -{LATENT_LIMIT:g} to {LATENT_LIMIT:g}"
+            count = sum(1 for v in values if _is_number(v) and not (_finite(v) and abs(v) <= LATENT_LIMIT))
+            others = f" ({count} entries are refused)" if count > 1 else ""
+            raise gr.Error(f"{what} must be {size} finite numbers from -{LATENT_LIMIT:g} to {LATENT_LIMIT:g} for {name}: "
+                           f"entry {i} is {problem}{others}")
+    latent = torch.tensor(values, dtype=torch.float32)
     return model, latent.reshape(1, *model.latent_shape).to(model.device)
 
 
 def image_rows(x: torch.Tensor) -> list[list[int]]:
     """One decoded image as 28 rows of 0-255 values: what the JSON API returns."""
     return one_uint8(x).tolist()
+
+
+# --- long work, watched and stopped -------------------------------------------------------------------------
+
+class Stopped(Exception):
+    """Raised inside stopped work at its next progress report (see `watched`)."""
+
+
+def watched(work, every_s: float = 0.5, poll_s: float | None = None):
+    """Run `work(report)` in a worker thread, where `report(done, total)` is its progress callback; yield
+    ("progress", done, total, elapsed seconds) at most every `every_s` and finally ("done", result); with
+    `poll_s`, also ("waiting", elapsed seconds) whenever that long passes with no report (so a handler yields, and a
+    cancel can land, even while one step of the work takes seconds). A handler
+    that is a generator over this is stopped by Gradio (a Stop button's `cancels`, or the page closing) by
+    closing it, and closing it makes the work's next report raise Stopped: a function cannot be interrupted
+    from outside, so the work ends at its next report and the slot and the CPU are free at once."""
+    import queue
+
+    updates: queue.Queue = queue.Queue()
+    stop = threading.Event()
+    began = time.perf_counter()
+
+    def report(done, total):
+        if stop.is_set():
+            raise Stopped()
+        updates.put(("progress", done, total))
+
+    def run():
+        try:
+            updates.put(("done", work(report)))
+        except BaseException as error:  # handed to the generator, which raises it where Gradio reports it
+            updates.put(("error", error))
+
+    threading.Thread(target=run, daemon=True, name="watched-work").start()
+    last = 0.0
+    try:
+        while True:
+            try:
+                kind, *payload = updates.get(timeout=poll_s)
+            except queue.Empty:
+                yield ("waiting", time.perf_counter() - began)
+                continue
+            if kind == "error":
+                raise payload[0]
+            if kind == "done":
+                yield ("done", payload[0])
+                return
+            now = time.perf_counter() - began
+            if now - last >= every_s:
+                last = now
+                yield ("progress", *payload, now)
+    finally:
+        stop.set()
+
+
+def time_left(done: float, total: float, elapsed: float) -> str:
+    """'about 20 s left', from the rate so far ('' until something is done)."""
+    if done <= 0 or total <= done:
+        return ""
+    left = elapsed * (total - done) / done
+    return f"about {left:.0f} s left" if left < 90 else f"about {left / 60:.0f} min left"

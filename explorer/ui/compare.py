@@ -1,12 +1,20 @@
 """The Compare tab: one seed through every model side by side, with sampling time measured now, parameter
-counts, and the evaluation figures recorded in each checkpoint."""
+counts, and the evaluation figures recorded in each checkpoint.
+
+A run takes seconds on an idle laptop and minutes on a busy server (diffusion and PixelCNN run their networks
+tens of times per image), so it streams: each model's samples appear as soon as they are decoded, a status line
+says what is being done and about how long is left, and Stop cancels the run. Gradio cancels a generator only
+between two of its yields, so the handler yields after every step of every model's decode_steps (one DDIM step,
+one PixelCNN row), not only after each model: a Stop frees its slot of the long-work lane within one step."""
 
 from __future__ import annotations
 
 import time
 
 import gradio as gr
+import torch
 
+from ..checkpoint import CheckpointError, read_record, resolve
 from ..data import image_grid
 from .common import LONG_WORK, MAX_SEED, check_int, image_view
 from .models import ModelCache
@@ -20,34 +28,101 @@ EXPLANATION = (
     "digits against held-out ones); bits/dim is an exact likelihood for the flow and PixelCNN and an **ELBO** bound "
     "for the VAE; an RBM's likelihood needs its partition function, so it has none."
 )
+HEADER = ("| model | family | latent | parameters | ms/image now | FID | confidence | bits/dim |\n"
+          "|---|---|---|---|---|---|---|---|\n")
+
+# How long each model's samples took on this server the last time, for the next run's estimate of the time left
+# (it reflects this machine and its load, which the figures recorded at evaluation do not). One number per model,
+# shared by every user; a model never measured here is estimated from its checkpoint's record.
+_last_seconds: dict[str, float] = {}
 
 
 def figure(metrics: dict, key: str, fmt: str) -> str:
     return format(metrics[key], fmt) if isinstance(metrics.get(key), (int, float)) else "-"
 
 
+def expected_seconds(name: str) -> float | None:
+    """About how long N_SAMPLES samples of `name` take: as measured here last time, else as recorded at evaluation."""
+    if name in _last_seconds:
+        return _last_seconds[name]
+    try:
+        ms = read_record(resolve(name)).get("metrics", {}).get("sampling_ms_per_image")
+    except CheckpointError:  # a model without a record of ours: no figure to go by
+        return None
+    return ms * N_SAMPLES / 1000 if isinstance(ms, (int, float)) else None
+
+
+def status_line(name: str, step, done: int, total: int, seconds_left: float) -> str:
+    where = f" (step {step.index + 1} of {step.total})" if step is not None and step.total > 1 else ""
+    return f"**{name}**{where}: {done} of {total} models done, about {seconds_left:.0f} s left"
+
+
+def table_row(name: str, model, seconds: float) -> str:
+    m = getattr(model, "checkpoint_record", {}).get("metrics", {})
+    floor = m.get("real_data_floor_fid")
+    ratio = f" ({m['fid'] / floor:.1f}x floor)" if floor and "fid" in m else ""
+    return (f"| {name} | {model.family} | {'x'.join(map(str, model.latent_shape))} | "
+            f"{sum(p.numel() for p in model.parameters()):,} | {seconds * 1000 / N_SAMPLES:.1f} | "
+            f"{figure(m, 'fid', '.1f')}{ratio} | {figure(m, 'confidence', '.3f')} | "
+            f"{figure(m, 'heldout_bits_per_dim', '.3f')} |")
+
+
 def compare(models: ModelCache, seed):
-    """Stream (one image per model, the table) as each model finishes."""
+    """Stream (one image per model, the status line, the run's progress, the table) as the run goes: once to
+    clear the last run's results, after every decode step (the status only), and after each model (its samples
+    and the table so far). The progress, {"seed", "done", "total", "running"}, is what `stopped` reports on once
+    the run has ended."""
     seed = check_int(seed, "seed", 0, MAX_SEED)
-    images = [gr.skip() for _ in models.names]
-    rows = []
-    for i, name in enumerate(models.names):
+    names = models.names
+    if not names:
+        raise gr.Error("this server serves no models to compare")
+    expected = {name: expected_seconds(name) for name in names}
+    known = [s for s in expected.values() if s is not None]
+    expected = {name: s if s is not None else sum(known) / max(len(known), 1) for name, s in expected.items()}
+    skip = [gr.skip() for _ in names]
+    progress = {"seed": seed, "done": 0, "total": len(names), "running": names[0]}
+    yield (*[None for _ in names], status_line(names[0], None, 0, len(names), sum(expected.values())), progress, "")
+    rows, began = [], time.perf_counter()
+    for i, name in enumerate(names):
         model = models.get(name)
         z = model.sample_latent(N_SAMPLES, seed=seed, temperature=model.default_temperature)
-        began = time.perf_counter()
-        x = model.decode(z)
-        ms = (time.perf_counter() - began) * 1000 / N_SAMPLES
-        images[i] = image_grid(x, ncols=N_SAMPLES, scale=2)
-        m = getattr(model, "checkpoint_record", {}).get("metrics", {})
-        floor = m.get("real_data_floor_fid")
-        ratio = f" ({m['fid'] / floor:.1f}x floor)" if floor and "fid" in m else ""
-        rows.append(f"| {name} | {model.family} | {'x'.join(map(str, model.latent_shape))} | "
-                    f"{sum(p.numel() for p in model.parameters()):,} | {ms:.1f} | {figure(m, 'fid', '.1f')}{ratio} | "
-                    f"{figure(m, 'confidence', '.3f')} | {figure(m, 'heldout_bits_per_dim', '.3f')} |")
-        table = ("| model | family | latent | parameters | ms/image now | FID | confidence | bits/dim |\n"
-                 "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows))
-        yield *images, table
-        images[i] = gr.skip()
+        progress = {**progress, "running": name}
+        steps, busy, final = model.decode_steps(z), 0.0, None
+        while True:
+            start = time.perf_counter()
+            with torch.inference_mode():
+                step = next(steps, None)
+            busy += time.perf_counter() - start  # the decode's own time: not the pauses at each yield below
+            if step is None:
+                break
+            final = step
+            # this model's remaining steps at its pace so far, then the models after it at their expected pace
+            left = busy / (step.index + 1) * (step.total - step.index - 1) + sum(expected[n] for n in names[i + 1:])
+            yield (*skip, status_line(name, step, i, len(names), left), progress, gr.skip())
+        _last_seconds[name] = busy
+        rows.append(table_row(name, model, busy))
+        images = list(skip)
+        images[i] = image_grid(final.image, ncols=N_SAMPLES, scale=2)  # the last step is decode(z): test_interface
+        progress = {**progress, "done": i + 1, "running": names[i + 1] if i + 1 < len(names) else None}
+        status = (status_line(names[i + 1], None, i + 1, len(names), sum(expected[n] for n in names[i + 1:]))
+                  if i + 1 < len(names) else
+                  f"**Done**: {len(names)} models in {time.perf_counter() - began:.0f} s, seed {seed}.")
+        yield (*images, status, progress, HEADER + "\n".join(rows))
+
+
+def stopped(progress):
+    """The status line once a run has ended: unchanged where it finished (or never began), else what was stopped
+    and what the page shows now."""
+    if progress is None:
+        return gr.skip()
+    if not (isinstance(progress, dict) and all(isinstance(progress.get(k), int) for k in ("seed", "done", "total"))):
+        raise gr.Error("the Compare progress is malformed: press Compare to start a new run")
+    seed, done, total = progress["seed"], progress["done"], progress["total"]
+    if done >= total:
+        return gr.skip()
+    shown = f"the first {done} are shown" if done else "none is shown"
+    return (f"**Stopped** at {progress.get('running')}, seed {seed}: {done} of {total} models had finished and "
+            f"{shown}; the other {total - done} were not finished. Press Compare to run them all again.")
 
 
 def build(models: ModelCache):
@@ -55,6 +130,15 @@ def build(models: ModelCache):
     with gr.Row():
         seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="seed")
         run = gr.Button("Compare", variant="primary", elem_id="compare-run")
+        stop = gr.Button("Stop", variant="stop", elem_id="compare-stop")
+    status = gr.Markdown(elem_id="compare-status")
     outputs = [image_view(label=name, type="pil", elem_id=f"compare-{name}") for name in models.names]
     table = gr.Markdown(elem_id="compare-table")
-    run.click(lambda s: (yield from compare(models, s)), seed, [*outputs, table], api_name="compare", **LONG_WORK)
+    progress = gr.State(None)  # this user's run so far, a few numbers: what the status says after a Stop
+    running = run.click(lambda s: (yield from compare(models, s)), seed, [*outputs, status, progress, table],
+                        api_name="compare", **LONG_WORK)
+    # Stop cancels the run; the status is written once the run has ended, by the run's own `then`. (Written by
+    # Stop's click instead, it raced the run: a step already under way when the cancel came landed after it.)
+    # Gradio's front end fires `then` after a cancelled run too, once the server has ended it.
+    stop.click(None, cancels=[running], api_visibility="private")
+    running.then(stopped, progress, status, api_visibility="private")

@@ -17,14 +17,17 @@ import torch
 
 from ..attributes import ATTRIBUTES, SLIDERS, UNITS, edit, morphometrics
 from ..data import DataError, open_image, prepare_digit
-from .common import (LONG_WORK, check_choice, check_float, check_int, image_rows, image_view, make_pick, model_or_error,
-                     picked_latent, smooth_or_error, to_image)
+from .common import (LONG_WORK, MAX_SEED, check_choice, check_float, check_int, image_rows, image_view, make_pick,
+                     model_or_error, picked_latent, shown, smooth_or_error, time_left, to_image, watched)
 from .models import ModelCache
-from .sample import pick_sample
+from .sample import MAX_GRID, pick_sample
 
 N_PRINCIPAL = 6
 SLIDER_RANGE = 3.0   # attribute sliders: standard deviations of the attribute over the model's samples
-SIDE_EFFECT_SD = 0.3  # a measure that moves more than this, unasked, is flagged in the readout
+SIDE_EFFECT_SD = 0.3  # a locked or unedited measure that moves more than this is flagged in the readout
+# an edited measure further than this from its slider's amount is flagged: the attribute benchmark's tolerance
+# for combined edits (benchmarks/attribute_edits.py, "combined" columns), which shows how often it is met
+EDIT_TOLERANCE_SD = 0.5
 LOCKABLE = (*SLIDERS, "digit")
 # the Edit tab opens every pick with the digit kept: unkept, one SD of width or slant turns 20-55% of digits into
 # another (benchmarks/attribute_edits.py, "same digit"); the user can untick it, and the API locks only what
@@ -85,50 +88,100 @@ def apply_control(settings, control, value) -> dict:
     return new
 
 
-def edited_latent(models: ModelCache, pick, settings) -> tuple:
-    """(model, edited z, picked z). A locked trait keeps the amount its slider had; every other edit,
-    principal directions included, is projected off the locked directions."""
+class ReportingModel:
+    """A shared model seen through one request: each decode is reported first (`report(decodes so far, None)`),
+    so a slow model's edit, which decodes many times, can be watched and stopped between decodes (see
+    common.watched). Everything else is the model's own; the model itself is not touched."""
+
+    def __init__(self, model, report):
+        self._model, self._report, self.decodes = model, report, 0
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def _reported(self):
+        self.decodes += 1
+        self._report(self.decodes, None)
+
+    def decode(self, z, *args, **options):
+        self._reported()
+        return self._model.decode(z, *args, **options)
+
+    def gradient_decode(self, z, *args, **options):
+        self._reported()
+        return self._model.gradient_decode(z, *args, **options)
+
+
+def edited_latent(models: ModelCache, pick, settings, report=None) -> tuple:
+    """(model, edited z, picked z). Every moved slider is an edit, solved together with the locks (see
+    explorer.edit), so each keeps its amount when another moves; a lock on a moved slider changes nothing (it is
+    held at its amount already); a lock on an unmoved one holds it where it is; principal directions are an
+    unnamed move the named sliders and locks are solved around."""
     model, z = picked_latent(models, pick, smooth=True)
+    model = ReportingModel(model, report) if report is not None else model
     settings = check_settings(settings)
     directions = models.attributes(pick["model"])
     target = f"digit {check_int(settings['target'], 'target digit', 0, 9)}"
-    held_digit = f"digit {check_int(settings['digit_read'], 'digit read', 0, 9)}"
     amounts = {n: check_float(settings["amounts"].get(n, 0.0), n, -SLIDER_RANGE, SLIDER_RANGE) for n in SLIDERS}
     digit_amount = check_float(settings["digit"], "toward digit", -SLIDER_RANGE, SLIDER_RANGE)
     # "toward digit k" asks for another digit, so while it is moved "keep the digit" stands aside (the readout says so)
-    lock = [n if n != "digit" else held_digit for n in settings["locks"]
-            if n in LOCKABLE and not (n == "digit" and digit_amount)]
+    lock = [n for n in settings["locks"] if n in LOCKABLE and not amounts.get(n) and not (n == "digit" and digit_amount)]
     if digit_amount:
-        amounts[target] = amounts.get(target, 0.0) + digit_amount
+        amounts[target] = digit_amount
     pca = [check_float(a, f"PC{i + 1}", -SLIDER_RANGE, SLIDER_RANGE) for i, a in enumerate(settings["pca"][:N_PRINCIPAL])]
     principal = models.directions(pick["model"])
     extra = sum((a * s * v for a, v, s in zip(pca, principal.vectors, principal.scale) if a), torch.zeros_like(z[0]))
     try:
-        held = edit(model, z, {n: a for n, a in amounts.items() if n in lock and a}, directions=directions)
         # "keep the digit" keeps which digit is read, not how confidently (see explorer.edit's hold_log_odds)
-        moved = edit(model, held, {n: a for n, a in amounts.items() if n not in lock}, lock=lock,
-                     directions=directions, extra=extra, hold_log_odds=False)
+        moved = edit(model, z, {n: a for n, a in amounts.items() if a}, lock=lock, directions=directions,
+                     extra=extra if any(pca) else None, hold_log_odds=False)
     except ValueError as error:
         raise gr.Error(str(error)) from error
     return model, moved, z
 
 
-def move(models: ModelCache, pick, settings, control, value):
-    """One control changed: -> (edited image, new settings, readout HTML)."""
+def move(models: ModelCache, pick, settings, control, value, report=None):
+    """One control changed: -> (edited image, new settings, readout HTML). `report(decodes, None)` is told of
+    each decode (see ReportingModel)."""
     settings = apply_control(settings, control, value)
-    model, z, _ = edited_latent(models, pick, settings)
+    model, z, _ = edited_latent(models, pick, settings, report)
+    if report is not None:
+        report(None, None)
     image = models.decode(pick["model"], z)
     return to_image(image, 10), settings, readouts(models, pick, settings, image)[1]
+
+
+def in_slow_lane(models: ModelCache, pick) -> bool:
+    name = pick.get("model") if isinstance(pick, dict) else None
+    return name in models.names and models.model_class(name).decode_is_slow
 
 
 def lane_move(models: ModelCache, pick, settings, control, value, slow_lane: bool):
     """`move`, in the lane this pick's model belongs to; the other lane's event for the same input skips. A
     pick that names no model goes to the fast lane, whose `move` says what is wrong."""
-    name = pick.get("model") if isinstance(pick, dict) else None
-    slow = name in models.names and models.model_class(name).decode_is_slow
-    if slow != slow_lane:
+    if in_slow_lane(models, pick) != slow_lane:
         return gr.skip(), gr.skip(), gr.skip()
     return move(models, pick, settings, control, value)
+
+
+def watched_slow_move(models: ModelCache, pick, settings, control, value):
+    """The slow lane's event: a move of a model whose decode is slow (a diffusion edit that keeps the digit
+    decodes its 50-step chain several times: 9-50 s under load), watched. Yields (image, settings, readout,
+    status): the status says how far it has got while it runs, and the Stop button (which cancels this
+    generator) ends the work at its next decode, keeping the last finished edit. Fast models' picks skip."""
+    if not in_slow_lane(models, pick):
+        yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return
+    apply_control(settings, control, value)  # a bad value is refused before any work starts
+    for kind, *result in watched(lambda report: move(models, pick, settings, control, value, report)):
+        if kind == "progress":
+            decodes, _, elapsed = result
+            doing = "showing the result" if decodes is None else f"{decodes} decodes so far"
+            yield (gr.skip(), gr.skip(), gr.skip(),
+                   f"Editing **{pick['model']}**: each decode runs the whole denoising chain; {doing}, {elapsed:.0f} s. "
+                   "**Stop** keeps the last finished edit.")
+        else:
+            yield (*result[0], "")
 
 
 def measured(models: ModelCache, image):
@@ -157,19 +210,31 @@ def readout_html(models: ModelCache, pick, settings, probs, now: dict) -> tuple[
     bars = "".join(f'<div class="digit-row"><span class="digit">{k}</span><span class="track"><span class="bar" '
                    f'style="width:{shares[k]:.0%}"></span></span><span class="share">{shares[k]:.0%}</span></div>'
                    for k in top)
+    amounts = settings["amounts"]
     rows = []
     for name in ATTRIBUTES:
         sd = spread[name]["sd"]
         change = (now[name] - before.get(name, now[name])) / sd
-        note = ("locked" if name in settings["locks"] else "edited" if settings["amounts"].get(name) else
-                "<b>moved unasked</b>" if abs(change) > SIDE_EFFECT_SD else "")
+        asked = amounts.get(name, 0.0)
+        if asked:
+            note = ("edited" if abs(change - asked) <= EDIT_TOLERANCE_SD else
+                    f"<b>edited, {change - asked:+.2f} sd off</b>")
+        elif name in settings["locks"]:
+            note = "locked" if abs(change) <= SIDE_EFFECT_SD else "<b>locked, but moved</b>"
+        else:
+            note = "<b>moved unasked</b>" if abs(change) > SIDE_EFFECT_SD else ""
         rows.append(f"<tr><td>{name} ({UNITS[name]})</td><td>{before.get(name, float('nan')):.1f}</td><td>{now[name]:.1f}</td>"
-                    f"<td>{change:+.2f}</td><td>{note}</td></tr>")
+                    f"<td>{change:+.2f}</td><td>{f'{asked:+.1f}' if asked else ('0 (locked)' if name in settings['locks'] else '')}</td>"
+                    f"<td>{note}</td></tr>")
+    kept = "digit" in settings["locks"] and not settings["digit"]
+    lost = kept and int(top[0]) != settings["digit_read"]
     return shares, (
         f'<div class="readout"><div class="digits"><div class="caption">digit the classifier reads</div>{bars}</div>'
-        '<table><thead><tr><th>measure</th><th>picked</th><th>edited</th><th>change (sd)</th><th></th></tr></thead>'
-        f'<tbody>{"".join(rows)}</tbody></table>'
-        f"<p>Reads as <b>{top[0]}</b> ({shares[top[0]]:.0%}); the picked sample read as {settings['digit_read']}.</p>"
+        '<table><thead><tr><th>measure</th><th>picked</th><th>edited</th><th>change (sd)</th><th>asked (sd)</th>'
+        f'<th>status</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
+        f"<p>Reads as <b>{top[0]}</b> ({shares[top[0]]:.0%}); the picked sample read as {settings['digit_read']}."
+        + (" <b>The digit changed although it is kept</b>: the edit asks for more than this digit can take." if lost else "")
+        + "</p>"
         + ("<p>“keep the digit” stands aside while “toward digit” is moved.</p>"
            if "digit" in settings["locks"] and settings["digit"] else "") + "</div>")
 
@@ -195,7 +260,29 @@ def open_pick(models: ModelCache, pick):
     _, readout = readout_html(models, pick, settings, probs, figures)  # unedited: the measures above
     return [to_image(image, 10), f"Editing **{pick.get('label', pick['model'])}**.", settings, readout,
             *named, gr.update(value=0), gr.update(value=settings["target"]), *principal,
-            *[gr.update(value=n in OPENING_LOCKS) for n in LOCKABLE]]
+            *[gr.update(value=n in OPENING_LOCKS) for n in LOCKABLE], to_image(image, 3),
+            gr.update(visible=model.decode_is_slow)]  # Stop applies where a move takes seconds
+
+
+def default_pick(models: ModelCache) -> dict | None:
+    """What the Edit tab holds before anything is picked: sample #0 of the grid the Sample tab opens with (its
+    first model that can be edited, seed 0), so a first slider move shows an edit rather than an error."""
+    editable = models.names_where("smooth_latent")
+    if not editable:
+        return None
+    return pick_sample(models, {"model": editable[0], "seed": 0, "temperature": 1.0, "count": 32}, 0)[0]
+
+
+def open_default_pick(models: ModelCache):
+    """-> (the default pick, then open_pick's outputs for it); nothing changes where no model can be edited."""
+    pick = default_pick(models)
+    return [gr.skip()] * (1 + len(open_pick_outputs())) if pick is None else [pick, *open_pick(models, pick)]
+
+
+def open_pick_outputs() -> list[str]:
+    """The names of open_pick's outputs, in order (build() wires the components in the same order)."""
+    return ["image", "source", "settings", "readout", *SLIDERS, "digit", "target", *(f"pc{i}" for i in range(N_PRINCIPAL)),
+            *(f"lock:{n}" for n in LOCKABLE), "thumbnail", "stop"]
 
 
 def edited_pick(models: ModelCache, pick, settings):
@@ -227,13 +314,18 @@ def digit_from_drawing(drawing) -> np.ndarray:
         raise gr.Error(f"cannot use this drawing: {error}") from error
 
 
-def encode_digit(models: ModelCache, name, digit: np.ndarray, progress=None):
-    """-> (the digit as the model sees it, its reconstruction, a caption with the error, the new pick)."""
+def encoder_or_error(models: ModelCache, name):
     model = model_or_error(models, name)
     if not model.can_encode:
         raise gr.Error(f"{name} has no way to encode an image")
+    return model
+
+
+def encode_digit(models: ModelCache, name, digit: np.ndarray, report=None):
+    """-> (the digit as the model sees it, its reconstruction, a caption with the error, the new pick).
+    `report(done, total)` is told how far an iterative encoding (GAN inversion, DDIM inversion) has got."""
+    model = encoder_or_error(models, name)
     x = torch.from_numpy(np.asarray(digit, dtype=np.float32) / 255).reshape(1, 1, 28, 28)
-    report = (lambda done, total: progress((done, total), desc="encoding")) if progress is not None else None
     z = model.encode(x, progress=report)
     reconstruction = model.decode(z)
     error = float((reconstruction.cpu() - x).abs().mean())
@@ -242,39 +334,92 @@ def encode_digit(models: ModelCache, name, digit: np.ndarray, progress=None):
     return to_image(x, 8), to_image(reconstruction, 8), caption, make_pick(name, z[0], f"your digit, {name}")
 
 
+def watched_encode(models: ModelCache, name, digit: np.ndarray):
+    """`encode_digit`, watched: yields (seen, reconstruction, caption, pick), the caption saying how far an
+    iterative encoding has got (GAN inversion took up to 39 s under load) until the result; the Stop button,
+    which cancels this generator, ends the encoding at its next step and leaves the picked latent as it was."""
+    model = encoder_or_error(models, name)  # an unknown model is refused before any work starts
+    for kind, *result in watched(lambda report: encode_digit(models, name, digit, report)):
+        if kind == "progress":
+            done, total, elapsed = result
+            left = time_left(done, total, elapsed)
+            yield (gr.skip(), gr.skip(), f"Encoding with **{name}** ({model.encode_method}): step {done} of {total}"
+                   f"{', ' + left if left else ''}. **Stop** keeps the picked latent as it is.", gr.skip())
+        else:
+            yield result[0]
+
+
 # --- the JSON API ---------------------------------------------------------------------------------------------
+
+def api_pick(models: ModelCache, model, seed, index, temperature, count) -> tuple:
+    """(model, pick) for sample `index` of the grid the Sample tab draws with (model, seed, temperature, count),
+    every argument checked under the name the API gives it, before any work."""
+    model = check_choice(model, "model", models.names)
+    model_obj = smooth_or_error(models, model)
+    seed = check_int(seed, "seed", 0, MAX_SEED)
+    temperature = check_float(temperature, "temperature", 0.0, 2.0)
+    count = check_int(count, "count", 1, MAX_GRID)
+    index = check_int(index, "index", 0, count - 1)
+    pick, _ = pick_sample(models, {"model": model, "seed": seed, "temperature": temperature, "count": count}, index)
+    return model_obj, pick
+
 
 def api_edit(models: ModelCache, model: str, seed: int, index: int, amounts: list[float], temperature: float = 1.0,
              count: int = 32) -> list[list[int]]:
-    """Sample `index` of the grid of `count` drawn with (model, seed, temperature), as the Sample tab draws it,
-    moved along its principal directions by `amounts` (up to 6 numbers in [-3, 3], in standard deviations).
-    Returns the 28x28 image as rows of 0-255 values."""
-    if not isinstance(amounts, (list, tuple)) or len(amounts) > N_PRINCIPAL:
-        raise gr.Error(f"amounts must be a list of at most {N_PRINCIPAL} numbers, got {amounts!r:.80}")
-    pick, _ = pick_sample(models, {"model": model, "seed": seed, "temperature": temperature, "count": count}, index)
+    """A sample of the Sample tab's grid moved along its model's principal directions (the Edit tab's fold of PC sliders).
+
+    Parameters:
+        model: the name of a model whose latent can be edited, e.g. "dcgan-mnist" (not pixelcnn-mnist or rbm-mnist)
+        seed: the grid's seed, a whole number from 0 to 2^63 - 1
+        index: which sample of the grid, a whole number from 0 to count - 1
+        amounts: up to 6 numbers from -3 to 3, the moves along principal directions 1, 2, ... in standard deviations (the 2-D models have 2)
+        temperature: the prior's scale the grid was drawn at, from 0 to 2
+        count: how many samples the grid holds, a whole number from 1 to 64 (the Sample tab's "samples")
+    Returns:
+        image: the edited 28x28 image as 28 rows of 28 grey levels, 0 (black) to 255 (white)
+    """
+    model_obj, pick = api_pick(models, model, seed, index, temperature, count)
+    directions = min(N_PRINCIPAL, len(models.directions(pick["model"]).vectors))
+    if not isinstance(amounts, (list, tuple)) or len(amounts) > directions:
+        raise gr.Error(f"amounts must be a list of at most {directions} numbers for {pick['model']} (one per principal "
+                       f"direction), got {shown(amounts)}")
     settings = fresh_settings()
     for i, amount in enumerate(amounts):
-        settings = apply_control(settings, f"pc{i}", amount)
+        settings = apply_control(settings, f"pc{i}", check_float(amount, f"amounts[{i}] (PC{i + 1})", -SLIDER_RANGE,
+                                                                 SLIDER_RANGE))
     model_obj, z, _ = edited_latent(models, pick, settings)
     return image_rows(model_obj.decode(z))
 
 
-def api_edit_attributes(models: ModelCache, model: str, seed: int, index: int, amounts: dict, lock: list,
-                        temperature: float = 1.0, count: int = 32) -> list[list[int]]:
-    """Sample `index` of the grid (as for /edit) moved along named attributes: `amounts` maps thickness,
-    slant, width, height (or "digit 0".."digit 9") to numbers in [-3, 3], in standard deviations of that
-    attribute; `lock` lists attributes to hold still. Returns the 28x28 image as rows of 0-255 values."""
-    model_obj = smooth_or_error(models, model)
-    if not isinstance(amounts, dict) or len(amounts) > 14:
-        raise gr.Error(f"amounts must map attribute names to numbers, got {amounts!r:.80}")
-    if not isinstance(lock, (list, tuple)) or len(lock) > 14 or not all(isinstance(n, str) for n in lock):
-        raise gr.Error(f"lock must be a list of attribute names, got {lock!r:.80}")
-    checked = {check_choice(n, "attribute", models.attributes(model).names): check_float(a, n, -SLIDER_RANGE, SLIDER_RANGE)
+def api_edit_attributes(models: ModelCache, model: str, seed: int, index: int, amounts: dict[str, float],
+                        lock: list[str] | None = None, temperature: float = 1.0, count: int = 32) -> list[list[int]]:
+    """A sample of the Sample tab's grid moved along named attributes, with others locked (explorer.edit).
+
+    Parameters:
+        model: the name of a model whose latent can be edited, e.g. "vae-mnist" (not pixelcnn-mnist or rbm-mnist)
+        seed: the grid's seed, a whole number from 0 to 2^63 - 1
+        index: which sample of the grid, a whole number from 0 to count - 1
+        amounts: attribute names (thickness, slant, width, height, area, "digit 0" to "digit 9") mapped to numbers from -3 to 3, in standard deviations of that attribute over the model's samples
+        lock: attribute names to hold still while the others move, and "digit" to keep the digit the classifier reads; none if left out
+        temperature: the prior's scale the grid was drawn at, from 0 to 2
+        count: how many samples the grid holds, a whole number from 1 to 64 (the Sample tab's "samples")
+    Returns:
+        image: the edited 28x28 image as 28 rows of 28 grey levels, 0 (black) to 255 (white)
+    """
+    model_obj, pick = api_pick(models, model, seed, index, temperature, count)
+    directions = models.attributes(pick["model"])
+    names = list(directions.names)
+    if not isinstance(amounts, dict) or len(amounts) > len(names):
+        raise gr.Error(f"amounts must map attribute names ({', '.join(names)}) to numbers, got {shown(amounts)}")
+    checked = {check_choice(n, "an attribute in amounts", names): check_float(a, f"amounts[{n!r}]", -SLIDER_RANGE, SLIDER_RANGE)
                for n, a in amounts.items()}
-    pick, _ = pick_sample(models, {"model": model, "seed": seed, "temperature": temperature, "count": count}, index)
+    lock = [] if lock is None else lock
+    if not isinstance(lock, (list, tuple)) or len(lock) > len(names) + 1:
+        raise gr.Error(f"lock must be a list of attribute names (or \"digit\") to hold still, got {shown(lock)}")
+    lock = tuple(check_choice(n, "an attribute in lock", (*names, "digit")) for n in lock)
     _, z = picked_latent(models, pick)
     try:
-        z = edit(model_obj, z, checked, lock=tuple(lock), directions=models.attributes(model))
+        z = edit(model_obj, z, checked, lock=lock, directions=directions)
     except ValueError as error:
         raise gr.Error(str(error)) from error
     return image_rows(model_obj.decode(z))
@@ -282,13 +427,25 @@ def api_edit_attributes(models: ModelCache, model: str, seed: int, index: int, a
 
 # --- the tab --------------------------------------------------------------------------------------------------
 
+def slow_handler(models: ModelCache, control: str):
+    """The slow lane's event handler for one control: a generator function, as Gradio needs to stream and stop it."""
+    def handler(pick, settings, value):
+        yield from watched_slow_move(models, pick, settings, control, value)
+    return handler
+
+
 def build(models: ModelCache, picked: gr.State):
     gr.Markdown(EXPLANATION)
-    source = gr.Markdown("Pick a sample on the Sample tab first, or encode your own digit below.", elem_id="edit-source")
     settings = gr.State(None)
     with gr.Row():
         with gr.Column(scale=1):
+            with gr.Row(equal_height=True):
+                thumbnail = image_view(label="picked", type="pil", height=96, width=96, min_width=96, scale=0,
+                                       show_label=False, buttons=[], elem_id="edit-picked-thumbnail")
+                source = gr.Markdown("Pick a sample on the Sample tab, or encode your own digit below.", elem_id="edit-source")
             image = image_view(label="edited", type="pil", height=300, width=300, elem_id="edit-image")
+            status = gr.Markdown(elem_id="edit-status")
+            stop = gr.Button("Stop the edit", variant="stop", visible=False, elem_id="edit-stop")
             readout = gr.HTML(elem_id="edit-readout")
         with gr.Column(scale=2):
             named, locks = [], []
@@ -299,7 +456,8 @@ def build(models: ModelCache, picked: gr.State):
                     locks.append(gr.Checkbox(label="lock", value=False, scale=1, min_width=60, elem_id=f"edit-lock-{name}"))
             with gr.Row():
                 digit = gr.Slider(-SLIDER_RANGE, SLIDER_RANGE, value=0, step=0.1, label="toward digit", scale=3, elem_id="edit-digit")
-                target = gr.Dropdown(list(range(10)), value=1, label="digit", scale=1, min_width=60, elem_id="edit-target")
+                target = gr.Dropdown(list(range(10)), value=1, label="target digit", scale=1, min_width=60,
+                                     info="starts at the digit after the one the pick reads as", elem_id="edit-target")
                 locks.append(gr.Checkbox(label="keep the digit", value="digit" in OPENING_LOCKS, scale=1, min_width=60,
                                          elem_id="edit-lock-digit"))
     with gr.Accordion("Principal directions (found without labels, named by what they move most)", open=False):
@@ -321,6 +479,7 @@ def build(models: ModelCache, picked: gr.State):
                                   layers=False, transforms=(), brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"),
                                   elem_id="edit-sketch")
             encode_sketch = gr.Button("Encode the drawing", variant="primary", elem_id="edit-encode-sketch")
+            stop_encoding = gr.Button("Stop encoding", variant="stop", size="sm", elem_id="edit-stop-encoding")
         with gr.Column():
             seen = image_view(label="as the model sees it", type="pil", height=150, width=150, elem_id="edit-seen")
             rebuilt = image_view(label="reconstruction", type="pil", height=150, width=150, elem_id="edit-rebuilt")
@@ -328,28 +487,41 @@ def build(models: ModelCache, picked: gr.State):
 
     controls = [(c, n) for c, n in zip(named, SLIDERS)] + [(digit, "digit"), (target, "target")] + \
         [(c, f"pc{i}") for i, c in enumerate(principal)] + [(c, f"lock:{n}") for c, n in zip(locks, LOCKABLE)]
+    slow_moves = []
     for component, control in controls:
-        for lane, slow_lane in (("edit", False), ("edit-slow", True)):
-            handler = functools.partial(lambda p, s, v, control, slow_lane: lane_move(models, p, s, control, v, slow_lane),
-                                        control=control, slow_lane=slow_lane)
-            component.input(handler, [picked, settings, component], [image, settings, readout], trigger_mode="always_last",
-                            show_progress="hidden", concurrency_id=lane, concurrency_limit=1 if slow_lane else "default",
-                            api_visibility="private")
+        fast = functools.partial(lambda p, s, v, control: lane_move(models, p, s, control, v, slow_lane=False), control=control)
+        component.input(fast, [picked, settings, component], [image, settings, readout], trigger_mode="always_last",
+                        show_progress="hidden", concurrency_id="edit", concurrency_limit="default", api_visibility="private")
+        # a slow model's move is watched (status line) and can be stopped: one at a time in its own lane
+        slow = slow_handler(models, control)
+        slow_moves.append(component.input(slow, [picked, settings, component], [image, settings, readout, status],
+                                          trigger_mode="always_last", show_progress="hidden", concurrency_id="edit-slow",
+                                          concurrency_limit=1, api_visibility="private"))
+    stop.click(None, None, None, cancels=slow_moves, api_visibility="private")
+    for event in slow_moves:  # written once the cancel has gone through, so no late step can land after it
+        event.failure(lambda: "Stopped (or refused): the image and readout are the last edit that finished.", None,
+                      status, api_visibility="private")
 
-    opened = [image, source, settings, readout, *named, digit, target, *principal, *locks]
+    opened = [image, source, settings, readout, *named, digit, target, *principal, *locks, thumbnail, stop]
     reset.click(lambda p: open_pick(models, p), picked, opened, api_visibility="private")
 
     def encoder_of(read):
-        def encode_with_progress(value, name, progress=gr.Progress()):  # Gradio fills `progress` in
-            return encode_digit(models, name, read(value), progress)
-        return encode_with_progress
+        def encode(value, name):
+            yield from watched_encode(models, name, read(value))
+        return encode
 
+    encodings = []
     for button, read, value, api in ((encode_upload, digit_from_upload, upload, dict(api_name="encode")),
                                      (encode_sketch, digit_from_drawing, sketch, dict(api_visibility="private"))):
         # encoding by optimisation or DDIM inversion takes seconds to tens of seconds: the long-work lane
-        button.click(encoder_of(read), [value, encoder], [seen, rebuilt, encoded_caption, picked], **api,
-                     **LONG_WORK).success(
-            lambda p: open_pick(models, p), picked, opened, api_visibility="private")
+        encodings.append(button.click(encoder_of(read), [value, encoder], [seen, rebuilt, encoded_caption, picked], **api,
+                                      **LONG_WORK))
+        encodings[-1].success(lambda p: open_pick(models, p), picked, opened, api_visibility="private")
+        # written once a stop has gone through (a finished encoding is not "stopped"; a refusal also fails)
+        encodings[-1].failure(lambda: "Stopped (or refused): the picked latent is as it was.", None, encoded_caption,
+                              api_visibility="private")
+    stop_encoding.click(None, None, None, cancels=encodings, api_visibility="private")
     make_end = functools.partial(edited_pick, models)
     return {"open": (lambda p: open_pick(models, p), picked, opened), "to_a": to_a, "to_b": to_b,
+            "load": (lambda: open_default_pick(models), None, [picked, *opened]),
             "edited_pick": (make_end, [picked, settings])}

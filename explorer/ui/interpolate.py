@@ -35,18 +35,32 @@ def interpolate(models: ModelCache, a, b, mode, frames):
         raise gr.Error(f"A comes from {a['model']} and B from {b['model']}: pick both ends from one model")
     mode = check_choice(mode, "path", ("slerp", "lerp"))
     frames = check_int(frames, "frames", 2, MAX_FRAMES)
-    strip, gif, png = export_frames(models, model.decode(path(z_a[0], z_b[0], frames, mode)), "interpolation")
+    # the files are named for what they hold, e.g. "vae-mnist-slerp-10-frames.gif"
+    strip, gif, png = export_frames(models, model.decode(path(z_a[0], z_b[0], frames, mode)),
+                                    f"{a['model']}-{mode}-{frames}-frames")
     caption = f"{frames} frames, {mode}, from **{a.get('label', 'A')}** to **{b.get('label', 'B')}**"
     return strip, gif, png, caption
 
 
 def api_interpolate(models: ModelCache, model: str, seed_a: int, seed_b: int, frames: int = 10,
                     mode: str = "slerp") -> list[list[list[int]]]:
-    """The path between the latents drawn from `seed_a` and `seed_b` (as "Use these seeds" draws them), `frames`
-    frames (2-64) along a "slerp" or "lerp" path; each frame a 28x28 image as rows of 0-255 values."""
-    a, b = endpoints_from_seeds(models, model, seed_a, seed_b)
-    mode = check_choice(mode, "path", ("slerp", "lerp"))
+    """The path between the latents two seeds draw (as the Interpolate tab's "Use these seeds" draws them).
+
+    Parameters:
+        model: the name of a model whose latent can be interpolated, e.g. "vae-mnist" (not pixelcnn-mnist or rbm-mnist)
+        seed_a: the seed of the first end, a whole number from 0 to 2^63 - 1
+        seed_b: the seed of the last end, a whole number from 0 to 2^63 - 1
+        frames: how many frames, both ends included, a whole number from 2 to 64
+        mode: "slerp" (spherical: every frame keeps a typical latent's length) or "lerp" (a straight line)
+    Returns:
+        frames: the frames, each a 28x28 image as 28 rows of 28 grey levels, 0 (black) to 255 (white)
+    """
+    model = check_choice(model, "model", models.names)
+    smooth_or_error(models, model)
+    seed_a, seed_b = check_int(seed_a, "seed_a", 0, MAX_SEED), check_int(seed_b, "seed_b", 0, MAX_SEED)
     frames = check_int(frames, "frames", 2, MAX_FRAMES)
+    mode = check_choice(mode, "mode", ("slerp", "lerp"))
+    a, b = endpoints_from_seeds(models, model, seed_a, seed_b)
     model_obj, z_a = picked_latent(models, a, "endpoint A", smooth=True)
     _, z_b = picked_latent(models, b, "endpoint B", smooth=True)
     return [image_rows(image) for image in model_obj.decode(path(z_a[0], z_b[0], frames, mode))]
@@ -72,15 +86,24 @@ def build(models: ModelCache, a: gr.State, b: gr.State):
         frames = gr.Slider(2, 24, value=10, step=1, label="frames")
         run = gr.Button("Interpolate", variant="primary", elem_id="interp-run")
     caption = gr.Markdown()
-    strip = image_view(label="frames (classifier's reading under each)", type="pil", elem_id="interp-strip")
+    # no label chip: over a strip of many frames it hid the first captions (the explanation says what they are)
+    strip = image_view(label="frames (classifier's reading under each)", show_label=False, type="pil", elem_id="interp-strip")
+    # each at least 320 px wide, so a narrow page stacks them rather than squeezing the file list, which cuts a
+    # name it has no room for down to its ending (the teacher saw ".g" and ".p")
     with gr.Row():
-        gif = gr.File(label="animated GIF", elem_id="interp-gif")
-        png = gr.File(label="PNG strip", elem_id="interp-png")
+        gif_shown = image_view(label="the GIF, playing", type="filepath", height=200, min_width=320, elem_id="interp-gif-shown")
+        with gr.Column(min_width=320):
+            gif = gr.File(label="animated GIF", elem_id="interp-gif")
+            png = gr.File(label="PNG strip", elem_id="interp-png")
 
     def refresh(pa, pb):
         return describe(pa, "A"), describe(pb, "B")
 
     use_seeds.click(lambda *x: endpoints_from_seeds(models, *x), [model, seed_a, seed_b], [a, b],
                     api_visibility="private").then(refresh, [a, b], [shown_a, shown_b], api_visibility="private")
-    run.click(lambda *x: interpolate(models, *x), [a, b, mode, frames], [strip, gif, png, caption], api_visibility="private")
+    def interpolated(*args):
+        strip_image, gif_path, png_path, text = interpolate(models, *args)
+        return strip_image, gif_path, gif_path, png_path, text  # the GIF both plays (an image) and downloads (a file)
+
+    run.click(interpolated, [a, b, mode, frames], [strip, gif_shown, gif, png, caption], api_visibility="private")
     return {"refresh": (refresh, [a, b], [shown_a, shown_b])}

@@ -108,6 +108,17 @@ class ModelCache:
             return latent_map(model, to_tensor(heldout.images)), heldout.labels
         return self._once("latent map", name, make)
 
+    def built(self, kind: str, name: str):
+        """What `kind` (e.g. "latent map") of `name` this cache holds, or None; never builds it (a view that builds
+        the thing step by step, so it can be stopped, asks first)."""
+        with self._guard:
+            return self._built.get((kind, name))
+
+    def keep(self, kind: str, name: str, value: T) -> T:
+        """Hold `value` as `kind` of `name`, built outside the cache; whoever finished first is kept (the same
+        thing either way), and that one is returned."""
+        return self._once(kind, name, lambda: value)
+
     def classifier(self):
         """The evaluation classifier, on the server's device like every model (`--device`)."""
         return load_classifier(self.device)

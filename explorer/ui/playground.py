@@ -1,6 +1,7 @@
 """The Playground tab: small GAN, flow and diffusion models trained live on 2-D points, with play, pause and
-step. Each user's run lives in their own gr.State (a few thousand weights); Play streams a frame every
-FRAME_SECONDS, training for whatever part of that the last frame's drawing and delivery did not take."""
+step. Each user's run lives in their own gr.State (a few thousand weights). Every Play's training is done by
+one shared thread in turns (playground.SharedTrainer, which says why); the Play itself only hands the frames
+it draws to Gradio, for at most PLAY_LIMIT_S, and a closed tab or Pause ends it within a frame."""
 
 from __future__ import annotations
 
@@ -9,13 +10,35 @@ import time
 import gradio as gr
 import numpy as np
 
-from ..playground import DATASETS, FAMILIES, GAN_LOSSES, Playground, Settings, points_from_drawing, preload_diffusers
+from ..playground import (DATASETS, FAMILIES, GAN_LOSSES, Playground, Settings, SharedTrainer, points_from_drawing,
+                          preload_diffusers)
 from .common import MAX_SEED, PLAYGROUND, check_choice, check_int, image_view
 
-FRAME_SECONDS = 0.085  # one frame's training and drawing together: about 12 frames a second
-MIN_TRAIN_SECONDS = 0.01  # at least one update between frames, however slow the drawing
+FRAME_SECONDS = 0.085  # a round of turns, training and drawing together: about 12 frames a second for one player
+# at least this much training per turn, however many play: with 12 players, 10 ms gave each 3.2 frames and 12
+# updates a second, 20 ms 2.6 frames and 22 updates (a GAN collapses in ~150 updates: 7 s rather than 13)
+MIN_TRAIN_SECONDS = 0.02
 STEP_UPDATES = 10
-PLAY_LIMIT_S = 600  # a forgotten Play stops by itself after ten minutes
+PLAY_LIMIT_S = 600  # a forgotten Play stops by itself after ten minutes, and says so
+# Plays streaming at once; more wait in Gradio's queue and see their place in it. Why not common.PLAYGROUND's 4:
+# with 10-minute Plays, a fifth player would wait minutes for a place. A Play here costs the server a thread
+# waiting for its frames and its share of the one training thread (SharedTrainer), not a core of its own, so
+# a class fits at once: `benchmarks/playground.py --class` measured 12 players, all pressing Play together on
+# this 2-core machine (with the 12 browsers on it too, and little else), seeing their first frame after 1.1 s
+# (median; worst 1.5 s), then 2.6 frames and 22 updates a second each. The lane's width bounds the waiting
+# threads (Gradio runs every handler in a pool of 40) and how thinly the trainer's time is shared out. The
+# short handlers (Reset, Step, Pause, the tab's first frame) keep common.PLAYGROUND's lane of 4, since each
+# of those trains or draws in its own request thread.
+PLAYERS = 16
+TRAINER = SharedTrainer(FRAME_SECONDS, MIN_TRAIN_SECONDS)
+# The preset a teacher clicks: (family, loss, data, seed). Measured here (test_playground checks it to update
+# 3,000): from about update 150 the right-hand mode holds 95% or more of the points at 76 of 78 checks 50
+# updates apart up to 4,000, and the left mode gets none until about update 5,800.
+MODE_COLLAPSE = ("GAN", "cross-entropy", "two separated modes", 2)
+MODE_COLLAPSE_NOTE = ("**seed 2: mode collapse** sets a cross-entropy GAN on two modes, seed 2, and plays: by about "
+                      "update 150 the orange points all sit on the right-hand mode, and not one reaches the left "
+                      "mode for thousands of updates (here until about update 5,800). The Wasserstein loss with "
+                      "the same seed covers both.")
 
 EXPLANATION = (
     "Small networks trained live on points in the plane, as GAN Lab does for GANs. White: the data; orange: "
@@ -25,6 +48,16 @@ EXPLANATION = (
     "gradient toward both. A **flow** shows the density it has learned (its log, over 8 nats below the peak). "
     "**Diffusion** shows its samples and, in blue, ten denoising paths from noise x_T to x_0."
 )
+
+
+def explanation() -> str:
+    """EXPLANATION and how Play is shared, with the limits this server runs under."""
+    return (f"{EXPLANATION} Everyone's Plays are trained in turns: up to {PLAYERS} at once (past that, the plane "
+            f"shows your place in the queue), each for up to {duration(PLAY_LIMIT_S)}.")
+
+
+# Pressing the page's own Play button runs the very event Pause cancels, in the same lane and queue
+PRESS_PLAY = "() => document.querySelector('#play-play').click()"
 
 
 def checked_settings(family, dataset, loss, seed) -> Settings:
@@ -57,10 +90,17 @@ def current_run(run, family, dataset, loss, seed, drawing) -> Playground:
         raise gr.Error(str(error)) from error
 
 
+def stop(run) -> None:
+    """End any Play of `run` (a new run replaces it, or it pauses)."""
+    if isinstance(run, Playground):
+        TRAINER.stop(run)
+
+
 def reset(run, family, dataset, loss, seed, drawing):
     """A fresh run with the current settings, drawn before any training: -> (plane, losses, caption, run)."""
-    run = current_run(None, family, dataset, loss, seed, drawing)
-    return *run.frame(), run
+    fresh = current_run(None, family, dataset, loss, seed, drawing)
+    stop(run)
+    return *fresh.frame(), fresh
 
 
 def step(run, family, dataset, loss, seed, drawing):
@@ -70,35 +110,78 @@ def step(run, family, dataset, loss, seed, drawing):
     return *run.frame(), run
 
 
-def play(run, family, dataset, loss, seed, drawing, limit_s: float = PLAY_LIMIT_S, frames: int | None = None):
-    """Train and stream a frame after every FRAME_SECONDS of updates until Pause, `limit_s` or `frames` frames.
-    Pause both cancels this event and takes the run's play token, so no update starts after it, whenever the
-    cancellation lands."""
+def duration(seconds: float) -> str:
+    minutes = seconds / 60
+    if minutes >= 1 and minutes == int(minutes):
+        return f"{int(minutes)} minute{'s' if minutes != 1 else ''}"
+    return f"{seconds:g} second{'s' if seconds != 1 else ''}"
+
+
+def capped_caption(caption: str, limit_s: float) -> str:
+    return f"**Stopped after {duration(limit_s)}** (the limit per Play); press Play to go on · {caption}"
+
+
+def play(run, family, dataset, loss, seed, drawing, limit_s: float | None = None, frames: int | None = None):
+    """Stream the frames TRAINER draws for this run until Pause (or Reset, or a new setting), `limit_s`
+    (PLAY_LIMIT_S) or `frames` frames; at the limit, one last frame says that it stopped and why. Closing the
+    tab ends it too: Gradio stops asking for frames and closes this generator, whose `finally` takes the run
+    off the trainer (and, should a generator be dropped without being closed, the trainer drops a player
+    whose frame stays untaken)."""
+    limit_s = PLAY_LIMIT_S if limit_s is None else limit_s
+    if isinstance(limit_s, bool) or not isinstance(limit_s, (int, float)) or not limit_s >= 0:
+        raise gr.Error(f"the time limit must be a number of seconds, at least 0; got {limit_s!r}")
+    if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int) or frames < 1):
+        raise gr.Error(f"frames must be a whole number, at least 1; got {frames!r}")
     run = current_run(run, family, dataset, loss, seed, drawing)
     token = run.play_token = object()
-    began, other, shown = time.perf_counter(), 0.0, 0
-    while run.play_token is token and time.perf_counter() - began < limit_s and (frames is None or shown < frames):
-        shown += 1
-        run.train_for(max(MIN_TRAIN_SECONDS, FRAME_SECONDS - other))
-        trained = time.perf_counter()
-        yield *run.frame(), run
-        # back here once Gradio has encoded and sent the frame: drawing (diffusion samples 25 steps, a GAN
-        # one pass) and delivery (~20 ms) come out of the next frame's training time
-        other = time.perf_counter() - trained
+    player = TRAINER.join(run, token)
+    began, shown = time.perf_counter(), 0
+    try:
+        while frames is None or shown < frames:
+            left = limit_s - (time.perf_counter() - began)
+            if left <= 0:
+                TRAINER.stop(run)
+                plane, losses, caption = run.frame()  # waits for the update in hand; none starts after it
+                yield plane, losses, capped_caption(caption, limit_s), run
+                return
+            try:
+                frame = TRAINER.next_frame(player, timeout=left)
+            except Exception as error:
+                raise gr.Error(f"training stopped: {error}; press Reset to start again") from error
+            if frame is None:
+                if player.done:  # paused, reset or another setting: whoever did so has drawn the last frame
+                    return
+                continue  # the limit is reached: the top of the loop says so
+            shown += 1
+            plane, losses, caption = frame
+            others = TRAINER.playing() - 1
+            if others > 0:
+                caption += f" · trained in turns with {others} other Play{'s' if others > 1 else ''}"
+            yield plane, gr.skip() if losses is None else losses, caption, run  # None: the curves have not moved
+    finally:
+        TRAINER.leave(player)
 
 
 def pause(run):
     """Stop a Play and show where the run stopped (the last streamed frame can be an update or more behind)."""
     if not isinstance(run, Playground):
         return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-    run.play_token = None
+    stop(run)
     plane, losses, caption = run.frame()  # frame() waits for an update in progress
     return plane, losses, f"**Paused** at {caption}", run
 
 
+def mode_collapse(run):
+    """The preset: set the controls to MODE_COLLAPSE and draw its fresh run (the page then presses Play):
+    -> (family, loss, data, seed, plane, losses, caption, run)."""
+    family, loss, dataset, seed = MODE_COLLAPSE
+    plane, losses, caption, fresh = reset(run, family, dataset, loss, seed, None)
+    return family, loss, dataset, seed, plane, losses, caption, fresh
+
+
 def build():
     preload_diffusers()
-    gr.Markdown(EXPLANATION)
+    gr.Markdown(explanation())
     run = gr.State(None)
     with gr.Row():
         family = gr.Radio(list(FAMILIES), value="GAN", label="model", elem_id="play-family")
@@ -107,9 +190,13 @@ def build():
         seed = gr.Number(value=2, precision=0, minimum=0, maximum=MAX_SEED, label="seed", elem_id="play-seed")
     with gr.Row():
         play_button = gr.Button("Play", variant="primary", elem_id="play-play")
-        pause_button = gr.Button("Pause", elem_id="play-pause")
+        pause_button = gr.Button("Pause", variant="stop", elem_id="play-pause")  # red, as the app's Stop buttons
         step_button = gr.Button(f"Step ({STEP_UPDATES} updates)", elem_id="play-step")
         reset_button = gr.Button("Reset", elem_id="play-reset")
+    with gr.Row():
+        preset_button = gr.Button("seed 2: mode collapse", size="sm", scale=0, min_width=200,
+                                  elem_id="play-preset-collapse")
+        gr.Markdown(MODE_COLLAPSE_NOTE, elem_id="play-preset-note")
     caption = gr.Markdown(elem_id="play-caption")
     with gr.Row():
         plane = image_view(label="the plane", type="numpy", height=360, width=360, elem_id="play-plane")
@@ -123,10 +210,22 @@ def build():
     inputs = [run, family, dataset, loss, seed, drawing]
     outputs = [plane, losses, caption, run]
     lane = dict(api_visibility="private", **PLAYGROUND)
-    playing = play_button.click(play, inputs, outputs, show_progress="hidden", **lane)
+    # Play has a lane of its own, PLAYERS wide (see PLAYERS). Its progress is "minimal": a Play waiting for a
+    # place keeps its last frame, with Gradio's "queue: 3/5 | 2.1s" in the plane's corner and its caption
+    # dimmed, and a running one shows its frames with no overlay ("full" put a spinner over the plane while
+    # queued, and a pulsing border round it while playing, which kept every player's browser repainting: the
+    # 12-browser benchmark's chromium used 1.27 cores with it and 0.80 without, one run each).
+    play_lane = dict(api_visibility="private", concurrency_id="playground-play", concurrency_limit=PLAYERS)
+    playing = play_button.click(play, inputs, outputs, show_progress="minimal", show_progress_on=[caption, plane],
+                                **play_lane)
     pause_button.click(pause, run, outputs, cancels=[playing], show_progress="hidden", **lane)
     step_button.click(step, inputs, outputs, show_progress="hidden", **lane)
     reset_button.click(reset, inputs, outputs, cancels=[playing], **lane)
+    # .input, not .change: only a person's own change starts a new run; the preset sets the controls itself
+    # and must not set off four resets that would cancel the Play it starts
     for control in (family, loss, dataset, seed):
-        control.change(reset, inputs, outputs, cancels=[playing], show_progress="hidden", **lane)
+        control.input(reset, inputs, outputs, cancels=[playing], show_progress="hidden", **lane)
+    preset_button.click(mode_collapse, run, [family, loss, dataset, seed, *outputs], cancels=[playing],
+                        show_progress="hidden", **lane).success(None, None, None, js=PRESS_PLAY,
+                                                                api_visibility="private")
     return {"load": (reset, inputs, outputs)}
