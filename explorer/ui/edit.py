@@ -46,7 +46,8 @@ EXPLANATION = (
     "edit turn one digit into another."
 )
 OWN_DIGIT = (
-    "**Your own digit.** Upload a picture or draw one; it is made MNIST-style (gray, white ink on black, "
+    "**Your own digit.** Upload a picture or draw one (dark ink on a light page is fine: it is turned into "
+    "white ink on black); it is made MNIST-style (gray, white ink on black, "
     "centred by mass in a 20x20 box) and **encoded** by the chosen model: the posterior mean for a VAE, the "
     "exact inverse for a flow, DDIM inversion for diffusion, and optimisation for a GAN, which has no encoder. "
     "It then becomes the picked latent, to edit here or use as an interpolation end."
@@ -223,7 +224,8 @@ def readout_html(models: ModelCache, pick, settings, probs, now: dict) -> tuple[
             note = "locked" if abs(change) <= SIDE_EFFECT_SD else "<b>locked, but moved</b>"
         else:
             note = "<b>moved unasked</b>" if abs(change) > SIDE_EFFECT_SD else ""
-        rows.append(f"<tr><td>{name} ({UNITS[name]})</td><td>{before.get(name, float('nan')):.1f}</td><td>{now[name]:.1f}</td>"
+        unit = UNITS[name] if name in SLIDERS else f"{UNITS[name]}, measured only: no slider"
+        rows.append(f"<tr><td>{name} ({unit})</td><td>{before.get(name, float('nan')):.1f}</td><td>{now[name]:.1f}</td>"
                     f"<td>{change:+.2f}</td><td>{f'{asked:+.1f}' if asked else ('0 (locked)' if name in settings['locks'] else '')}</td>"
                     f"<td>{note}</td></tr>")
     kept = "digit" in settings["locks"] and not settings["digit"]
@@ -481,8 +483,8 @@ def build(models: ModelCache, picked: gr.State):
             encode_sketch = gr.Button("Encode the drawing", variant="primary", elem_id="edit-encode-sketch")
             stop_encoding = gr.Button("Stop encoding", variant="stop", size="sm", elem_id="edit-stop-encoding")
         with gr.Column():
-            seen = image_view(label="as the model sees it", type="pil", height=150, width=150, elem_id="edit-seen")
-            rebuilt = image_view(label="reconstruction", type="pil", height=150, width=150, elem_id="edit-rebuilt")
+            seen = image_view(label="as the model sees it", type="pil", height=150, width=200, elem_id="edit-seen")
+            rebuilt = image_view(label="reconstruction", type="pil", height=150, width=200, elem_id="edit-rebuilt")
             encoded_caption = gr.Markdown(elem_id="edit-encoded")
 
     controls = [(c, n) for c, n in zip(named, SLIDERS)] + [(digit, "digit"), (target, "target")] + \

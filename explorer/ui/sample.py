@@ -251,7 +251,8 @@ def build(models: ModelCache, picked: gr.State):
         thumbnail = image_view(label="picked", type="pil", height=96, width=96, min_width=96, scale=0, show_label=False,
                                buttons=[], interactive=False, elem_id="sample-picked-image")
         with gr.Column(scale=1):
-            status = gr.Markdown("Nothing picked yet: click a sample.", elem_id="sample-picked")
+            status = gr.Markdown("Nothing picked yet: click a sample (until then the Edit tab holds #0 of the first grid).",
+                                 elem_id="sample-picked")
             with gr.Row():
                 to_edit = gr.Button("Edit the picked sample", elem_id="sample-to-edit")
                 to_a = gr.Button("Use as interpolation A", elem_id="sample-to-a")
