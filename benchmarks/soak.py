@@ -105,7 +105,7 @@ def slerp(a: list[float], b: list[float], t: float) -> list[float]:
 def first_file(value) -> dict | None:
     """The first returned file (a dict with a url) anywhere in an endpoint's outputs."""
     if isinstance(value, dict):
-        if value.get("url") and value.get("meta", {}).get("_type") == "gradio.FileData":
+        if value.get("url") and value.get("meta", {}).get("_type") == "gradio.FileData" and not value["url"].startswith("data:"):
             return value
         value = list(value.values())
     if isinstance(value, (list, tuple)):

@@ -186,6 +186,8 @@ def test_the_ddpm_vs_ddim_preset_sets_both_halves(models):
     assert denoise.preset(models, "flow-mnist", "ddpm") == ("ddpm-mnist", "ddpm", ddpm.config.train_timesteps, 0.0)
     with pytest.raises(gr.Error, match="sampler"):
         denoise.preset(models, "ddpm-mnist", "euler")
+    with pytest.raises(gr.Error, match="model must be one of"):
+        denoise.preset(models, "no-such-model", "ddim")
     with pytest.raises(gr.Error, match="no model here has sampler options"):
         denoise.preset(ModelCache("cpu", names=["flow-mnist"]), "flow-mnist", "ddim")
 
@@ -261,8 +263,6 @@ def test_export_and_scrub_refuse_what_is_not_a_run():
             denoise.export_gif(junk)
 
 
-@pytest.mark.xfail(strict=True, reason="README.md says the RBM's chain is shown at 24 steps; decode_steps(frames=24) "
-                   "gives 23 (geomspace(1, 1000, 23) rounds 1.37 to 1 twice). Either file is someone else's: see the report")
 def test_the_rbm_shows_as_many_frames_as_the_readme_says():
     said = re.search(r"the Gibbs chain at (\d+) steps spaced in log time", (ROOT / "README.md").read_text())
     assert said, "README.md no longer says how many frames the RBM's chain shows"

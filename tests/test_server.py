@@ -162,7 +162,8 @@ def test_a_stopped_server_leaves_no_files_behind(tmp_path):
     port = free_port()
     root = Path(__file__).resolve().parent.parent
     env = {k: v for k, v in os.environ.items() if k != "GRADIO_TEMP_DIR"} | {"TMPDIR": str(tmp_path)}
-    log_path = tmp_path / "server.log"  # a file, not a pipe: an unread pipe fills and blocks the server
+    log_path = tmp_path.parent / f"{tmp_path.name}-server.log"  # a file, not a pipe (an unread pipe fills and
+    # blocks the server), beside tmp_path, where the test checks that nothing is left
     with open(log_path, "wb") as log:
         app = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--device", "cpu"], cwd=root, env=env,
                                stdout=log, stderr=subprocess.STDOUT)

@@ -59,7 +59,7 @@ BUTTONS = {
         reconstruction: the model's decoding of its latent, a PNG file
         encoded: the encoding method and the mean pixel error, in Markdown
     """,
-    "denoise": """The generation process step by step, streamed: one message per step.
+    "denoise": """The generation process step by step, streamed: the newest step at most ten times a second, and the last.
 
     Parameters:
         model: the name of a model that generates in steps: ddpm-mnist (diffusion), flow-mnist, pixelcnn-mnist or rbm-mnist
@@ -68,8 +68,8 @@ BUTTONS = {
         steps: how many denoising steps, a whole number from 1 to 1000 (diffusion only)
         eta: DDIM's noise scale, from 0 (deterministic) to 1 (diffusion only)
     Returns:
-        x_t: the current image, a PNG
-        predicted x_0: the model's prediction of the finished image at this step (diffusion; else the image again), a PNG
+        x_t: the current image, a PNG inline in the message (a data: URL)
+        predicted x_0: the model's prediction of the finished image at this step (diffusion; else the image again), an inline PNG
         equation: the update that made this step, with its coefficients, in Markdown
         scrub through the stored steps: the scrubbing slider's range over the steps stored so far
         status: the step running and about how long is left, then what was done, in Markdown

@@ -141,4 +141,7 @@ def build(models: ModelCache):
     # Stop's click instead, it raced the run: a step already under way when the cancel came landed after it.)
     # Gradio's front end fires `then` after a cancelled run too, once the server has ended it.
     stop.click(None, cancels=[running], api_visibility="private")
-    running.then(stopped, progress, status, api_visibility="private")
+    # the no-op updates of the grids end the cancelled run's "Error" badges on them (Gradio's own marking of a
+    # cancel), so the grids that had finished show again
+    running.then(lambda p: (stopped(p), *[gr.update()] * len(outputs)), progress, [status, *outputs],
+                 api_visibility="private")

@@ -143,7 +143,7 @@ def ended(frames):
     """After a run has ended, however (Gradio runs this once the run's event is over, a cancelled one included):
     where a Stop cut it short, say so, show the last frame that arrived and let the scrubber cover the frames
     stored; a finished run has said all this itself, so nothing changes. -> (x_t, x_0, equation, scrubber, status)."""
-    frames = checked_frames(frames, "stop")
+    frames = checked_frames(frames, "stop it")
     if not frames or len(frames) >= frames[-1]["total"]:
         return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
     last, n = frames[-1], len(frames)
@@ -199,13 +199,14 @@ def inline_image(picture: np.ndarray, name: str) -> ImageData:
     """A picture for a gr.Image carried inside the event's message itself, as a data: URL, not as a file in
     Gradio's cache that the page then fetches.
 
-    Why: a run streams two pictures a step. As files, each was a request of its own to the same server the run
-    keeps busy, six at a time per page; on a loaded machine the requests fell behind the stream (74 of a
-    1000-step run's 999 frames were ever drawn, 1 of a 30-step run's), and when the run's caption said
-    "step M of M" its last picture was often still waiting for its request, so both panels (which end on the
-    same picture) showed no image. Inline, a picture is drawn with the message that brings it, the panels
-    cannot lag the caption, and nothing is written to the cache for the CacheSweeper to age. A digit's PNG is
-    0.3-2 KB. (Gradio passes an image with a URL and no path through untouched, as it does its own SVGs.)"""
+    Why: as files, each streamed picture was a request of its own to the server the run keeps busy (two a step,
+    six at a time per page). In a page slowed 4x on the loaded 2-core machine the requests fell behind the stream:
+    74 of a 1000-step run's 999 frames were ever drawn, 1 of a 30-step run's; and in a page slowed 10x, 1 run in 6
+    ended with its caption at "step M of M" while both panels (which end on the same picture) still had no image,
+    their last request not yet answered: the broken panels the teacher saw, fine again once scrubbed. Inline, a
+    picture is drawn with the message that brings it, the panels cannot lag the caption, and nothing is written
+    to the cache for the CacheSweeper to age. A digit's PNG is 0.3-2 KB. (Gradio passes an image with a URL and
+    no path through untouched, as it does its own SVGs.)"""
     buffer = io.BytesIO()
     Image.fromarray(picture).save(buffer, format="png")
     return ImageData(url="data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"),
@@ -229,6 +230,7 @@ def preset(models: ModelCache, name, sampler: str):
     """The controls for one half of "DDPM vs DDIM": the model shown if it has sampler options (else the first
     that has), `sampler` with its steps (DDIM 50, DDPM every training timestep), eta 0. -> (model, sampler,
     steps, eta) values."""
+    name = check_choice(name, "model", models.names_where("multi_step"))
     sampler = check_choice(sampler, "sampler", ("ddpm", "ddim"))
     offered = models.names_where("has_sampler_options")
     if not offered:
