@@ -3,6 +3,14 @@ shipped checkpoints."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -58,3 +66,34 @@ def shipped(name: str):
     from explorer import load_model
 
     return load_model(name, "cpu")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_app(log_dir: Path):
+    """The real app (`python app.py --device cpu`) on a free port, -> its URL once it answers. Its output goes to
+    a file in `log_dir`: Gradio prints a traceback for every refused call, and a pipe that nobody reads fills
+    after 64 KB and stops the server in the middle of a print."""
+    port, log = free_port(), log_dir / "server.log"
+    with open(log, "wb") as output:
+        server = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--device", "cpu"],
+                                  cwd=Path(__file__).resolve().parent.parent, stdout=output, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        while True:  # until it answers or exits (a server that never does is caught by the hang guard)
+            try:
+                urllib.request.urlopen(url, timeout=30)
+                break
+            except OSError:
+                if server.poll() is not None:
+                    pytest.fail(f"the app exited: {log.read_text(errors='replace')[-2000:]}")
+                time.sleep(0.5)  # polling interval, not a budget
+        yield url
+    finally:
+        server.terminate()
+        server.wait()  # SIGTERM stops it cleanly (server.stop_once); one that does not is the hang guard's

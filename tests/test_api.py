@@ -29,6 +29,7 @@ from PIL import Image, ImageDraw
 
 gradio_client = pytest.importorskip("gradio_client")
 
+from conftest import free_port, running_app  # noqa: E402
 from explorer.ui import api, edit  # noqa: E402
 from explorer.ui.common import check_choice, check_float, check_int, picked_latent  # noqa: E402
 from explorer.ui.models import ModelCache  # noqa: E402
@@ -41,35 +42,10 @@ NAN, INF = float("nan"), float("inf")
 PATH = re.compile(r"(?:/[\w.-]+){2,}")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
-    """The real app, started as tests/test_browser.py starts it, but with its output written to a file: Gradio
-    prints a traceback for every refused call, and a pipe that nobody reads fills after 64 KB and stops the
-    server in the middle of a print (this module's refusals did, before)."""
-    port, log = free_port(), tmp_path_factory.mktemp("server") / "app.log"
-    with open(log, "wb") as output:
-        server = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--device", "cpu"], cwd=ROOT,
-                                  stdout=output, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        while True:  # until it answers or exits (a server that never does is caught by the hang guard)
-            try:
-                urllib.request.urlopen(url, timeout=30)
-                break
-            except OSError:
-                if server.poll() is not None:
-                    pytest.fail(f"the app exited: {log.read_text()[-2000:]}")
-                time.sleep(0.5)  # polling interval, not a budget
+    with running_app(tmp_path_factory.mktemp("server")) as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait()  # SIGTERM stops it cleanly (server.stop_once); one that does not is the hang guard's
 
 
 def connect(url: str):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import free_port, running_app  # noqa: F401 (free_port: other modules import it from here)
 from explorer import list_models
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is installed by requirements-test.txt")
@@ -30,35 +31,10 @@ if not shutil.which(CHROMIUM):
     pytest.fail(f"browser tests need chromium at {CHROMIUM} (.ci/run installs Debian's chromium)", pytrace=False)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
-    port = free_port()
-    # the server's output goes to a file: a pipe nobody reads fills (Gradio prints a traceback for every gr.Error)
-    # and then blocks the server in the middle of a print
-    log_path = tmp_path_factory.mktemp("app") / "server.log"
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--device", "cpu"], cwd=ROOT,
-                                  stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        while True:  # until it answers or exits (a server that never does is caught by the hang guard)
-            try:
-                urllib.request.urlopen(url, timeout=30)
-                break
-            except OSError:
-                if server.poll() is not None:
-                    pytest.fail(f"the app exited: {log_path.read_text(errors='replace')[-2000:]}")
-                time.sleep(0.5)  # polling interval, not a budget
+    with running_app(tmp_path_factory.mktemp("app")) as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")
