@@ -441,8 +441,13 @@ def stamp_dots(pixels: np.ndarray, xy: np.ndarray, colour: tuple[int, int, int])
     pixels[rows[inside], cols[inside]] = colour
 
 
+LEGEND_PX = 18  # the band above the curves that names them: drawn over the curves, a name hid their start
+SCALE_PX = 16  # the band below, for the updates and the vertical range
+
+
 def draw_losses(losses: dict[str, list[float]], width: int = LOSSES_WIDTH, height: int = 200) -> np.ndarray:
-    """Each loss against the update number, smoothed over 10 updates, on a shared vertical scale."""
+    """Each loss against the update number, smoothed over 10 updates, on a shared vertical scale, its name and
+    colour in a band above the curves and the scale in a band below (neither drawn over a curve)."""
     image = Image.new("RGB", (width, height), (24, 24, 32))
     draw = ImageDraw.Draw(image)
     colours = [(255, 150, 40), (120, 200, 255), (160, 230, 140)]
@@ -454,16 +459,25 @@ def draw_losses(losses: dict[str, list[float]], width: int = LOSSES_WIDTH, heigh
         return np.asarray(image)
     low, high = np.percentile(values, 1), np.percentile(values, 99)
     high = high if high > low else low + 1
+    top, bottom = LEGEND_PX + 4, height - SCALE_PX - 4  # the curves' band
+    x = 6
     for i, (name, v) in enumerate(series.items()):
+        colour = colours[i % 3]
+        draw.line([(x, LEGEND_PX // 2), (x + 14, LEGEND_PX // 2)], fill=colour, width=3)
+        draw.text((x + 18, LEGEND_PX // 2 - 6), name, fill=colour)
+        x += 18 + int(draw.textlength(name)) + 14
         if len(v) > width - 8:  # one mean per pixel column: a line through 8,000 points cost more than the plane
             edges = np.linspace(0, len(v), width - 8 + 1).astype(int)
             v = np.add.reduceat(v, edges[:-1]) / np.diff(edges)
         if len(v) > 1:
             xs = np.linspace(4, width - 4, len(v))
-            ys = height - 20 - (np.clip(v, low, high) - low) / (high - low) * (height - 40)
-            draw.line(list(zip(xs.tolist(), ys.tolist())), fill=colours[i % 3], width=2)
-        draw.text((6, 4 + 12 * i), name, fill=colours[i % 3])
-    draw.text((width - 60, height - 14), f"{low:.2f}..{high:.2f}", fill=(160, 160, 160))
+            ys = bottom - (np.clip(v, low, high) - low) / (high - low) * (bottom - top)
+            draw.line(list(zip(xs.tolist(), ys.tolist())), fill=colour, width=2)
+    updates = max(len(v) for v in losses.values())
+    draw.line([(4, bottom + 2), (width - 4, bottom + 2)], fill=(70, 70, 84))
+    scale = f"loss {low:.2f} to {high:.2f}"
+    draw.text((6, height - SCALE_PX + 1), f"updates 0 to {updates:,}", fill=(160, 160, 160))
+    draw.text((width - 6 - draw.textlength(scale), height - SCALE_PX + 1), scale, fill=(160, 160, 160))
     return np.asarray(image)
 
 

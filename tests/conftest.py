@@ -75,13 +75,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_app(log_dir: Path):
-    """The real app (`python app.py --device cpu`) on a free port, -> its URL once it answers. Its output goes to
+def running_app(log_dir: Path, setup: str = ""):
+    """The real app (`python app.py --device cpu`) on a free port, -> its URL once it answers; with `setup`, that
+    Python code runs first in the server's process (e.g. to change a module's constant). Its output goes to
     a file in `log_dir`: Gradio prints a traceback for every refused call, and a pipe that nobody reads fills
     after 64 KB and stops the server in the middle of a print."""
     port, log = free_port(), log_dir / "server.log"
+    program = ["-c", f"import sys\n{setup}\nfrom explorer.ui.server import serve\nserve(sys.argv[1:])"] if setup else ["app.py"]
     with open(log, "wb") as output:
-        server = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--device", "cpu"],
+        server = subprocess.Popen([sys.executable, *program, "--port", str(port), "--device", "cpu"],
                                   cwd=Path(__file__).resolve().parent.parent, stdout=output, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:

@@ -192,6 +192,17 @@ def test_the_ddpm_vs_ddim_preset_sets_both_halves(models):
         denoise.preset(ModelCache("cpu", names=["flow-mnist"]), "flow-mnist", "ddim")
 
 
+def test_the_preset_holds_a_finished_first_run_only(models):
+    frames = tuple(denoise.frames_of(models, "ddpm-mnist", 0, "ddim", 3, 0.0))
+    held = denoise.held_result(frames)
+    assert held["visible"] and held["label"].startswith("ddim-3-steps-seed-0")
+    pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(held["value"].url.split(",", 1)[1]))))
+    assert np.array_equal(pixels[::8, ::8], frames[-1]["x_t"])  # the run's last image, as the panels showed it
+    assert denoise.held_result(frames[:2]) == gr.update(visible=False)  # stopped: the pair ended, nothing held
+    with pytest.raises(gr.Error, match="malformed"):
+        denoise.held_result([{"x_t": 1}])
+
+
 # --- the noise schedule's plot ---------------------------------------------------------------------------------
 
 def test_the_schedule_plot_marks_the_current_t(models):
@@ -408,8 +419,16 @@ def test_the_ddpm_vs_ddim_preset_sets_the_controls_and_runs_both(page):
     assert page.get_attribute("#denoise-sampler input[value=ddpm]", "aria-checked") == "true"
     assert page.input_value("#denoise-steps input[type=number]") == "1000"
     assert status_text(page).startswith("DDPM step")
+    # DDIM's digit stays beside DDPM's run, so the pair ends side by side
+    page.wait_for_function("document.querySelector('#denoise-held img')?.src.startsWith('data:image/png')")
+    assert "ddim-50-steps-seed-0" in page.inner_text("#denoise-held")
     page.click("#denoise-stop")
     assert "Stopped" in wait_for_end(page)
+    assert page.is_visible("#denoise-held")  # a Stop of the second half keeps the first's result
+    page.click("#denoise-run")  # a run of its own holds nothing
+    page.locator("#denoise-held").wait_for(state="hidden")
+    page.click("#denoise-stop")
+    wait_for_end(page)
 
 
 def test_gifs_play_in_the_page_and_download_under_their_names(page, tmp_path):

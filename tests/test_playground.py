@@ -324,3 +324,24 @@ def test_a_closed_trainer_ends_its_plays_and_takes_no_more():
     assert player.done and trainer.next_frame(player, timeout=None) is None and not trainer.thread.is_alive()
     with pytest.raises(RuntimeError, match="stopping"):
         trainer.join(run, token)
+
+
+def test_loss_curves_stay_between_their_legend_and_their_scale():
+    """The names sit in a band above the curves and the scale below (a name drawn over the curves hid their start,
+    teacher review): whatever the values, no curve pixel lands in either band."""
+    from explorer.playground import LEGEND_PX, SCALE_PX, draw_losses
+
+    rng = np.random.default_rng(0)
+    losses = {"discriminator loss": list(rng.standard_normal(500) * 5), "generator loss": list(rng.exponential(3, 500))}
+    image = draw_losses(losses, width=360, height=200)
+    background = np.array([24, 24, 32])
+    curve = {(255, 150, 40), (120, 200, 255)}
+    legend_end = 260  # both names and their swatches end before this column
+    assert not (image[:LEGEND_PX, legend_end:] != background).any()
+    band_below = image[200 - SCALE_PX:]
+    assert not any(tuple(pixel) in curve for pixel in band_below.reshape(-1, 3))
+    assert {tuple(p) for p in image[LEGEND_PX:200 - SCALE_PX].reshape(-1, 3)} >= curve  # both curves are drawn
+    flat = draw_losses({name: [1.0] * 500 for name in losses}, width=360, height=200)  # both on the bottom line
+    between = flat[LEGEND_PX:200 - SCALE_PX - 8]  # the curves' band less their line: no text drawn into it
+    assert not (between != background).any()
+    assert (flat[:LEGEND_PX] != background).any() and (flat[200 - SCALE_PX:] != background).any()

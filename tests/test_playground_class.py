@@ -8,55 +8,33 @@ shorter limit than the app's: they start `serve` with that one constant of explo
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-import urllib.request
-
 import pytest
 
-from test_browser import ROOT, TIMEOUT_MS, app_url, browser, free_port, open_tab, page  # noqa: F401 (fixtures)
+from conftest import running_app
+from explorer.ui.playground import STEP_UPDATES
+from test_browser import TIMEOUT_MS, app_url, browser, open_tab, page  # noqa: F401 (fixtures)
 
 STEP = "document.querySelector('#play-caption').innerText.match(/step (\\d+)/)"
 QUEUED = "document.querySelector('#play-plane').innerText.includes('queue')"
 
 
-def serve_with(log_path, **constants):
-    """The app, served with some of explorer.ui.playground's constants changed: -> (url, process). Its output
-    goes to `log_path`, as test_browser's app_url does (a pipe nobody reads fills and blocks the server)."""
-    port = free_port()
-    code = ("import sys\nimport explorer.ui.playground as playground\n"
-            + "".join(f"playground.{name} = {value!r}\n" for name, value in constants.items())
-            + "from explorer.ui.server import serve\nserve(sys.argv[1:])\n")
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen([sys.executable, "-c", code, "--port", str(port), "--device", "cpu"], cwd=ROOT,
-                                  stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    while True:  # until it answers or exits (a server that never does is caught by the hang guard)
-        try:
-            urllib.request.urlopen(url, timeout=30)
-            return url, server
-        except OSError:
-            if server.poll() is not None:
-                pytest.fail(f"the app exited: {log_path.read_text(errors='replace')[-2000:]}")
-            time.sleep(0.5)  # polling interval, not a budget
+def changed(**constants) -> str:
+    """Setup code for conftest.running_app: some of explorer.ui.playground's constants changed."""
+    return "import explorer.ui.playground as playground\n" + "".join(
+        f"playground.{name} = {value!r}\n" for name, value in constants.items())
 
 
 @pytest.fixture(scope="module")
 def one_seat_url(tmp_path_factory):
     """The app with a Play lane of one: a second player is queued for as long as the first plays."""
-    url, server = serve_with(tmp_path_factory.mktemp("one-seat") / "server.log", PLAYERS=1)
-    yield url
-    server.terminate()
-    server.wait(timeout=20)
+    with running_app(tmp_path_factory.mktemp("one-seat"), changed(PLAYERS=1)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def capped_url(tmp_path_factory):
-    url, server = serve_with(tmp_path_factory.mktemp("capped") / "server.log", PLAY_LIMIT_S=3)
-    yield url
-    server.terminate()
-    server.wait(timeout=20)
+    with running_app(tmp_path_factory.mktemp("capped"), changed(PLAY_LIMIT_S=3)) as url:
+        yield url
 
 
 def playground_page(browser, url):  # noqa: F811 (the fixture's name)
@@ -159,5 +137,11 @@ def test_the_mode_collapse_preset_sets_the_controls_and_plays(page):  # noqa: F8
     assert page.locator("#play-loss input[value='cross-entropy']").is_checked()
     assert page.input_value("#play-data input") == "two separated modes"
     assert page.input_value("#play-seed input") == "2"
-    page.click("#play-pause")  # and it is the Play that Pause stops
-    page.wait_for_function("document.querySelector('#play-caption').innerText.includes('Paused')")
+    page.click("#play-play")  # a second press while it plays (the teacher's) starts no second loop:
+    page.click("#play-pause")  # one Pause stops it all
+    paused = page.wait_for_function("""() => { const text = document.querySelector('#play-caption').innerText;
+        return text.includes('Paused') && text; }""").json_value()
+    at = int(paused.split("step ")[1].split()[0])
+    page.click("#play-step")  # nothing else trains this run: a Step moves it by exactly its updates
+    stepped = wait_step_above(page, at)
+    assert stepped == at + STEP_UPDATES, (at, stepped)

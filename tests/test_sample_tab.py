@@ -110,7 +110,7 @@ def test_each_grid_goes_to_the_lane_its_measured_cost_says(shipped, tiny):
     with pytest.raises(gr.Error, match="unknown model"):  # an unknown name is the quick lane's to refuse
         sample.quick_grid(models, "no-such-model", 0, 1.0, 2)
     assert all(map(is_skip, next(sample.long_grid(models, "no-such-model", 0, 1.0, 2))))
-    with pytest.raises(gr.Error, match="number of samples"):  # the long lane checks its arguments before any work
+    with pytest.raises(gr.Error, match="samples"):  # the long lane checks its arguments before any work
         next(sample.long_grid(models, names["pixelcnn"], 0, 1.0, 1000))
 
 

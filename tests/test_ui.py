@@ -43,8 +43,8 @@ def test_same_seed_same_grid_and_picking(models):
 @pytest.mark.parametrize("name, seed, temperature, count, message", [
     ("vae-mnist", -1, 1.0, 8, "seed"), ("vae-mnist", 2**64, 1.0, 8, "seed"), ("vae-mnist", 1.5, 1.0, 8, "whole number"),
     ("vae-mnist", "7", 1.0, 8, "whole number"), ("vae-mnist", 0, float("nan"), 8, "temperature"),
-    ("vae-mnist", 0, 50.0, 8, "temperature"), ("vae-mnist", 0, 1.0, 1_000_000, "number of samples"),
-    ("vae-mnist", 0, 1.0, 0, "number of samples"), ("no-such-model", 0, 1.0, 8, "unknown model"), (None, 0, 1.0, 8, "unknown model"),
+    ("vae-mnist", 0, 50.0, 8, "temperature"), ("vae-mnist", 0, 1.0, 1_000_000, "samples"),
+    ("vae-mnist", 0, 1.0, 0, "samples"), ("no-such-model", 0, 1.0, 8, "unknown model"), (None, 0, 1.0, 8, "unknown model"),
 ])
 def test_sample_refuses_bad_arguments(models, name, seed, temperature, count, message):
     with pytest.raises(gr.Error, match=message):
@@ -269,6 +269,18 @@ def test_a_watched_inversion_says_how_far_it_is_and_stops_at_its_next_step(model
         next(edit.watched_encode(models, "charisma-mnist", digit))
 
 
+def test_a_stop_that_lands_as_an_encoding_ends_keeps_caption_and_pick_together(models, tmp_path):
+    """The encoding's failure chain runs after a Stop: if the finished result was sent first (caption and pick),
+    the Edit tab opens that pick as a success would; else the pick stays and the caption says it was stopped."""
+    digit = edit.digit_from_upload(digit_picture(tmp_path))
+    *_, caption, pick = edit.encode_digit(models, "vae-mnist", digit)
+    finished = edit.encoding_failed(models, pick, caption)
+    assert finished[0] == caption and finished[1:] == tuple(edit.open_pick(models, pick))
+    for shown in ("Encoding with **dcgan-mnist**: step 3 of 200.", None):
+        stopped = edit.encoding_failed(models, pick, shown)
+        assert stopped[0].startswith("Stopped (or refused)") and stopped[1:] == (gr.skip(),) * len(edit.open_pick_outputs())
+
+
 def test_drawing_becomes_a_digit(models):
     canvas = np.zeros((280, 280, 4), np.uint8)  # transparent, as the sketchpad sends it
     canvas[40:240, 130:150] = (0, 0, 0, 255)  # a black stroke
@@ -325,6 +337,16 @@ def test_interpolation_refuses_mixed_or_bad_input(models):
         interpolate.interpolate(models, a, None, "slerp", 4)
     with pytest.raises(gr.Error, match="seed A"):
         interpolate.endpoints_from_seeds(models, "vae-mnist", -5, 2)
+
+
+def test_a_refused_interpolation_says_why_in_its_caption_and_keeps_the_last_path(models):
+    a, b = interpolate.endpoints_from_seeds(models, "vae-mnist", 1, 2)
+    with pytest.warns(UserWarning, match="no endpoint B yet"):  # gr.Warning outside a request is a Python warning
+        outputs = interpolate.interpolated(models, a, None, "slerp", 4)
+    assert outputs[:4] == (gr.skip(),) * 4
+    assert "no endpoint B yet" in outputs[4] and "Use these seeds as A and B" in outputs[4]
+    strip, gif_shown, gif, png, caption = interpolate.interpolated(models, a, b, "slerp", 4)
+    assert gif_shown == gif and strip.size[0] > 4 * 28 and "4 frames, slerp" in caption
 
 
 # --- Denoise --------------------------------------------------------------------------------------------------

@@ -37,6 +37,15 @@ FRONTEND_CSS = """
 #edit-readout table { border-collapse: collapse; width: 100%; font-size: var(--text-sm); }
 #edit-readout th, #edit-readout td { padding: 3px 8px; text-align: left; border-bottom: 1px solid var(--border-color-primary); }
 #edit-readout p { margin: 0.5em 0 0; }
+/* Stop buttons outlined, filled only under the pointer: a page at rest showed a row of red buttons that read as
+   errors to a first-time user (teacher review) */
+.gradio-container button.stop { background: var(--block-background-fill); color: var(--button-cancel-background-fill);
+  border: 1px solid var(--button-cancel-background-fill); }
+.gradio-container button.stop:hover { background: var(--button-cancel-background-fill); color: var(--button-cancel-text-color); }
+/* a preset sets up one lesson in a click: accent-coloured, so it does not look like a disabled grey button */
+.gradio-container button.preset { background: var(--color-accent-soft); color: var(--color-accent);
+  border: 1px solid var(--color-accent); font-weight: 600; }
+.gradio-container button.preset::before { content: "\\25B6\\00A0"; }
 """
 FAMILY_NAMES = {"vae": "VAE", "autoencoder": "autoencoder", "cvae": "conditional VAE", "gan": "GAN",
                 "flow": "normalizing-flow", "diffusion": "diffusion", "pixelcnn": "PixelCNN", "rbm": "RBM"}

@@ -237,7 +237,7 @@ class Stopped(Exception):
 
 def watched(work, every_s: float = 0.5, poll_s: float | None = None):
     """Run `work(report)` in a worker thread, where `report(done, total)` is its progress callback; yield
-    ("progress", done, total, elapsed seconds) at most every `every_s` and finally ("done", result); with
+    ("progress", done, total, elapsed seconds) for the first report and then at most every `every_s`, and finally ("done", result); with
     `poll_s`, also ("waiting", elapsed seconds) whenever that long passes with no report (so a handler yields, and a
     cancel can land, even while one step of the work takes seconds). A handler
     that is a generator over this is stopped by Gradio (a Stop button's `cancels`, or the page closing) by
@@ -261,7 +261,7 @@ def watched(work, every_s: float = 0.5, poll_s: float | None = None):
             updates.put(("error", error))
 
     threading.Thread(target=run, daemon=True, name="watched-work").start()
-    last = 0.0
+    last = -every_s  # the first report is always shown: fast work on a fast machine still says what it does
     try:
         while True:
             try:

@@ -61,6 +61,7 @@ PRESET_DDIM_STEPS = 50  # DDIM's usual budget (Song et al. 2021 report 50-100 st
 # server after the run had ended. Gradio cancels a generator between two of its yields, so this is also how
 # soon a Stop takes effect: within SHOW_EVERY_S and one step.
 SHOW_EVERY_S = 0.1
+MAX_STEPS = 1000  # the steps slider's top, the API's documented range (a diffusion model allows its own train_timesteps)
 
 
 def equation(step, sampler: str | None) -> str:
@@ -77,12 +78,16 @@ def equation(step, sampler: str | None) -> str:
 
 
 def checked_options(model, seed, sampler, steps, eta) -> dict:
+    """The sampler's options for a model that takes them, else {}; every argument is checked either way (a model
+    without options ignores them, but a client that sends nonsense is told, as the API documents the ranges)."""
     seed = check_int(seed, "seed", 0, MAX_SEED)
+    sampler = check_choice(sampler, "sampler", ("ddpm", "ddim"))
+    most_steps = model.config.train_timesteps if model.has_sampler_options else MAX_STEPS
+    steps = check_int(steps, "steps", 1, most_steps)
+    eta = check_float(eta, "eta", 0.0, 1.0)
     if not model.has_sampler_options:
         return {}
-    return {"sampler": check_choice(sampler, "sampler", ("ddpm", "ddim")),
-            "steps": check_int(steps, "steps", 1, model.config.train_timesteps),
-            "eta": check_float(eta, "eta", 0.0, 1.0), "seed": seed}
+    return {"sampler": sampler, "steps": steps, "eta": eta, "seed": seed}
 
 
 def run_name(name: str, seed: int, options: dict) -> str:
@@ -158,6 +163,18 @@ def checked_frames(frames, what: str) -> tuple:
                                                         for f in frames):
         raise gr.Error(f"the stored steps are malformed: run the process again, then {what}")
     return tuple(frames)
+
+
+def held_result(frames) -> dict:
+    """The preset's first half kept beside the second: the finished image of the run in `frames` (DDIM's), shown in
+    its own panel while DDPM runs in the main two, so the pair ends side by side (teacher review: the preset left
+    only DDPM's digit on the page). -> an update of that panel."""
+    frames = checked_frames(frames, "hold it")
+    if not frames or len(frames) < frames[-1]["total"]:  # a stopped run ends the pair: nothing to hold
+        return gr.update(visible=False)
+    last = frames[-1]
+    return gr.update(value=inline_image(enlarged(last["x_t"]), "held-result"), visible=True,
+                     label=f"{last['run']}: its result, held")
 
 
 def enlarged(image: np.ndarray, scale: int = 8) -> np.ndarray:
@@ -306,19 +323,21 @@ def build(models: ModelCache):
         model = gr.Dropdown(stepping, value=first, label="model", elem_id="denoise-model")
         seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="seed")
         sampler = gr.Radio(["ddpm", "ddim"], value="ddim", label="sampler", visible=with_options, elem_id="denoise-sampler")
-        steps = gr.Slider(1, 1000, value=50, step=1, label="steps", visible=with_options, elem_id="denoise-steps")
+        steps = gr.Slider(1, MAX_STEPS, value=50, step=1, label="steps", visible=with_options, elem_id="denoise-steps")
         eta = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="eta (DDIM)", visible=with_options, elem_id="denoise-eta")
         with gr.Column(min_width=160):
             run = gr.Button("Run", variant="primary", elem_id="denoise-run")
             stop = gr.Button("Stop", variant="stop", elem_id="denoise-stop")
     with gr.Row():
-        compare_samplers = gr.Button("DDPM vs DDIM", size="sm", scale=0, min_width=160, elem_id="denoise-preset",
+        compare_samplers = gr.Button("DDPM vs DDIM", size="sm", scale=0, min_width=160, elem_id="denoise-preset", elem_classes=["preset"],
                                      visible=bool(sampling))
         gr.Markdown(PRESET_EXPLANATION, visible=bool(sampling))
     status = gr.Markdown(elem_id="denoise-status")
     with gr.Row():
         x_t = image_view(label="x_t", type="numpy", height=240, width=240, elem_id="denoise-xt")
         x_0 = image_view(label="predicted x_0", type="numpy", height=240, width=240, elem_id="denoise-x0")
+        held = image_view(label="the first run's result, held", type="numpy", height=240, width=240, visible=False,
+                          elem_id="denoise-held")
     text = gr.Markdown(elem_id="denoise-equation")
     frames = gr.State(())
     scrubber = gr.Slider(0, 1, value=0, step=1, label="scrub through the stored steps", interactive=False, elem_id="denoise-scrub")
@@ -347,8 +366,10 @@ def build(models: ModelCache):
                                       api_visibility="private")
     ddim_run = ddim_set.success(streamed, controls, shown, postprocess=False, show_progress="minimal",
                                 api_visibility="private", **LONG_WORK)
-    ddpm_set = ddim_run.success(lambda m: preset(models, m, "ddpm"), model, [model, sampler, steps, eta],
-                                api_visibility="private")
+    ddim_held = ddim_run.success(held_result, frames, held, postprocess=False, show_progress="hidden",
+                                 api_visibility="private")
+    ddpm_set = ddim_held.success(lambda m: preset(models, m, "ddpm"), model, [model, sampler, steps, eta],
+                                 api_visibility="private")
     ddpm_run = ddpm_set.success(streamed, controls, shown, postprocess=False, show_progress="minimal",
                                 api_visibility="private", **LONG_WORK)
     # Stop cancels whichever run is going; each run's `then` (which Gradio's front end fires once the server has
@@ -358,8 +379,9 @@ def build(models: ModelCache):
     for event in (running, ddim_run, ddpm_run):
         event.then(ended_shown, frames, [x_t, x_0, text, scrubber, status], postprocess=False, show_progress="hidden",
                    api_visibility="private")
-    for button in (run, compare_samplers):  # a new run's page holds no export of the last one
-        button.click(lambda: (None, None), None, [gif, gif_shown], show_progress="hidden", api_visibility="private")
+    for button in (run, compare_samplers):  # a new run's page holds no export of the last one, nor a held result
+        button.click(lambda: (None, None, gr.update(visible=False)), None, [gif, gif_shown, held],
+                     show_progress="hidden", api_visibility="private")
     scrubber.input(lambda *a: inline(scrub(*a)), [frames, scrubber], [x_t, x_0, text], postprocess=False,
                    trigger_mode="always_last", show_progress="hidden", api_visibility="private")
     model.change(lambda m: sampler_controls(models, m), model, [sampler, steps, eta], api_visibility="private")

@@ -33,6 +33,7 @@ LOCKABLE = (*SLIDERS, "digit")
 # another (benchmarks/attribute_edits.py, "same digit"); the user can untick it, and the API locks only what
 # its `lock` argument names
 OPENING_LOCKS = ("digit",)
+ENCODED = "Encoded by"  # how a finished encoding's caption begins (encoding_failed tells it from a progress line)
 CONTROLS = (*SLIDERS, "digit", "target", *(f"pc{i}" for i in range(N_PRINCIPAL)), *(f"lock:{n}" for n in LOCKABLE))
 
 EXPLANATION = (
@@ -331,7 +332,7 @@ def encode_digit(models: ModelCache, name, digit: np.ndarray, report=None):
     z = model.encode(x, progress=report)
     reconstruction = model.decode(z)
     error = float((reconstruction.cpu() - x).abs().mean())
-    caption = (f"Encoded by **{name}** ({model.encode_method}): mean absolute pixel error {error:.3f} "
+    caption = (f"{ENCODED} **{name}** ({model.encode_method}): mean absolute pixel error {error:.3f} "
                f"({error * 255:.0f} of 255 grey levels). It is now the picked latent.")
     return to_image(x, 8), to_image(reconstruction, 8), caption, make_pick(name, z[0], f"your digit, {name}")
 
@@ -349,6 +350,16 @@ def watched_encode(models: ModelCache, name, digit: np.ndarray):
                    f"{', ' + left if left else ''}. **Stop** keeps the picked latent as it is.", gr.skip())
         else:
             yield result[0]
+
+
+def encoding_failed(models: ModelCache, pick, caption) -> tuple:
+    """After an encoding's event failed (a Stop, or a refusal): -> (caption, *open_pick's outputs). A Stop that
+    lands as the encoding ends finds its result already sent, caption and pick both (the caption then begins
+    "Encoded by"): the Edit tab then opens that pick, as a finished encoding's success does, and the caption
+    stays. Otherwise the pick is as it was, and the caption says so."""
+    if isinstance(caption, str) and caption.startswith(ENCODED):
+        return caption, *open_pick(models, pick)
+    return ("Stopped (or refused): the picked latent is as it was.", *[gr.skip()] * len(open_pick_outputs()))
 
 
 # --- the JSON API ---------------------------------------------------------------------------------------------
@@ -520,8 +531,8 @@ def build(models: ModelCache, picked: gr.State):
                                       **LONG_WORK))
         encodings[-1].success(lambda p: open_pick(models, p), picked, opened, api_visibility="private")
         # written once a stop has gone through (a finished encoding is not "stopped"; a refusal also fails)
-        encodings[-1].failure(lambda: "Stopped (or refused): the picked latent is as it was.", None, encoded_caption,
-                              api_visibility="private")
+        encodings[-1].failure(lambda p, c: encoding_failed(models, p, c), [picked, encoded_caption],
+                              [encoded_caption, *opened], api_visibility="private")
     stop_encoding.click(None, None, None, cancels=encodings, api_visibility="private")
     make_end = functools.partial(edited_pick, models)
     return {"open": (lambda p: open_pick(models, p), picked, opened), "to_a": to_a, "to_b": to_b,

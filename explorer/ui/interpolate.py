@@ -29,6 +29,10 @@ def endpoints_from_seeds(models: ModelCache, name, seed_a, seed_b):
 
 def interpolate(models: ModelCache, a, b, mode, frames):
     """-> (labelled strip, GIF path, PNG path, caption)."""
+    for pick, end in ((a, "A"), (b, "B")):
+        if not isinstance(pick, dict) or "latent" not in pick:
+            raise gr.Error(f"no endpoint {end} yet: pick a sample on the Sample tab and send it here, or set seed A "
+                           "and seed B above and press **Use these seeds as A and B**")
     model, z_a = picked_latent(models, a, "endpoint A", smooth=True)
     model_b, z_b = picked_latent(models, b, "endpoint B", smooth=True)
     if a["model"] != b["model"]:
@@ -40,6 +44,18 @@ def interpolate(models: ModelCache, a, b, mode, frames):
                                     f"{a['model']}-{mode}-{frames}-frames")
     caption = f"{frames} frames, {mode}, from **{a.get('label', 'A')}** to **{b.get('label', 'B')}**"
     return strip, gif, png, caption
+
+
+def interpolated(models: ModelCache, a, b, mode, frames):
+    """The Interpolate button: -> (strip, GIF shown, GIF file, PNG file, caption); the GIF both plays (an image) and
+    downloads (a file). A refusal is said once, in the caption and a notice, and the outputs of the last path stay:
+    a raised error marked all five outputs as failed (teacher review)."""
+    try:
+        strip_image, gif_path, png_path, text = interpolate(models, a, b, mode, frames)
+    except gr.Error as refusal:
+        gr.Warning(refusal.message)
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip(), f"**Not interpolated:** {refusal.message}"
+    return strip_image, gif_path, gif_path, png_path, text
 
 
 def api_interpolate(models: ModelCache, model: str, seed_a: int, seed_b: int, frames: int = 10,
@@ -85,7 +101,7 @@ def build(models: ModelCache, a: gr.State, b: gr.State):
         mode = gr.Radio(["slerp", "lerp"], value="slerp", label="path")
         frames = gr.Slider(2, 24, value=10, step=1, label="frames")
         run = gr.Button("Interpolate", variant="primary", elem_id="interp-run")
-    caption = gr.Markdown()
+    caption = gr.Markdown(elem_id="interp-caption")
     # no label chip: over a strip of many frames it hid the first captions (the explanation says what they are)
     strip = image_view(label="frames (classifier's reading under each)", show_label=False, type="pil", elem_id="interp-strip")
     # each at least 320 px wide, so a narrow page stacks them rather than squeezing the file list, which cuts a
@@ -101,9 +117,5 @@ def build(models: ModelCache, a: gr.State, b: gr.State):
 
     use_seeds.click(lambda *x: endpoints_from_seeds(models, *x), [model, seed_a, seed_b], [a, b],
                     api_visibility="private").then(refresh, [a, b], [shown_a, shown_b], api_visibility="private")
-    def interpolated(*args):
-        strip_image, gif_path, png_path, text = interpolate(models, *args)
-        return strip_image, gif_path, gif_path, png_path, text  # the GIF both plays (an image) and downloads (a file)
-
-    run.click(interpolated, [a, b, mode, frames], [strip, gif_shown, gif, png, caption], api_visibility="private")
+    run.click(lambda *x: interpolated(models, *x), [a, b, mode, frames], [strip, gif_shown, gif, png, caption], api_visibility="private")
     return {"refresh": (refresh, [a, b], [shown_a, shown_b])}

@@ -305,7 +305,8 @@ def build(models: ModelCache):
     # the first preset's pair by default (content, not a code path), else the first and last mappable models
     left_default, right_default = PRESETS[offered[0]][:2] if offered else (names[0], names[-1]) if names else (None, None)
     with gr.Row(equal_height=True):
-        buttons = [gr.Button(label, size="sm", scale=0, min_width=280, elem_id=f"map-preset-{i}") for i, label in enumerate(offered)]
+        buttons = [gr.Button(label, size="sm", scale=0, min_width=280, elem_id=f"map-preset-{i}",
+                             elem_classes=["preset"]) for i, label in enumerate(offered)]
         note = gr.Markdown(elem_id="map-preset-note")
     with gr.Row():
         left_name, left_request = panel(models, "left", left_default)

@@ -190,12 +190,12 @@ def build():
         seed = gr.Number(value=2, precision=0, minimum=0, maximum=MAX_SEED, label="seed", elem_id="play-seed")
     with gr.Row():
         play_button = gr.Button("Play", variant="primary", elem_id="play-play")
-        pause_button = gr.Button("Pause", variant="stop", elem_id="play-pause")  # red, as the app's Stop buttons
+        pause_button = gr.Button("Pause", variant="stop", elem_id="play-pause")  # styled as the app's Stop buttons
         step_button = gr.Button(f"Step ({STEP_UPDATES} updates)", elem_id="play-step")
         reset_button = gr.Button("Reset", elem_id="play-reset")
     with gr.Row():
         preset_button = gr.Button("seed 2: mode collapse", size="sm", scale=0, min_width=200,
-                                  elem_id="play-preset-collapse")
+                                  elem_id="play-preset-collapse", elem_classes=["preset"])
         gr.Markdown(MODE_COLLAPSE_NOTE, elem_id="play-preset-note")
     caption = gr.Markdown(elem_id="play-caption")
     with gr.Row():

@@ -51,8 +51,10 @@ EXPLANATION = (
 def grid_latents(models: ModelCache, name, seed, temperature, count, digit=ANY_DIGIT):
     seed = check_int(seed, "seed", 0, MAX_SEED)
     temperature = check_float(temperature, "temperature", 0.0, 2.0)
-    count = check_int(count, "number of samples", 1, MAX_GRID)
-    digit = check_choice(str(digit), "digit", DIGIT_CHOICES)
+    count = check_int(count, "samples", 1, MAX_GRID)  # named as the API names it, and the slider's label
+    if isinstance(digit, int) and not isinstance(digit, bool):  # 3 from a client means "3"; true means nothing
+        digit = str(digit)
+    digit = check_choice(digit, "digit", DIGIT_CHOICES)
     model = model_or_error(models, name)
     z = model.sample_latent(count, seed=seed, temperature=temperature)
     if model.conditional and digit != ANY_DIGIT:  # the style stays the seed's; only the digit is chosen

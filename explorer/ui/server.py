@@ -23,6 +23,8 @@ from pathlib import Path
 import gradio as gr
 import torch
 from gradio import processing_utils
+from starlette.middleware import Middleware
+from starlette.responses import JSONResponse
 
 CONCURRENCY = 4
 QUEUE_SIZE = 64
@@ -88,7 +90,42 @@ def configure_queue(app: gr.Blocks, args: argparse.Namespace) -> gr.Blocks:
 def launch_options(args: argparse.Namespace) -> dict:
     """The keyword arguments for Blocks.launch (head and css are the app's own, added by `serve`)."""
     return dict(server_name=args.host, server_port=args.port, share=args.share, auth=args.auth,
-                max_file_size=args.max_upload, state_session_capacity=SESSIONS, show_error=True)
+                max_file_size=args.max_upload, state_session_capacity=SESSIONS, show_error=True,
+                app_kwargs={"middleware": [Middleware(NamedCallErrors)]})
+
+
+class NamedCallErrors:
+    """ASGI middleware: a call by name (POST /gradio_api/call/v2/NAME with {"seed": 3, ...}) that Gradio cannot turn
+    into arguments is answered 422 with what was wrong, instead of a bare 500 "Internal Server Error". Gradio maps
+    the names to a list before any of the app's own checks (api.Endpoint) see it, and raises TypeError for a
+    missing or unknown name, KeyError for an endpoint that does not exist."""
+
+    ROUTE = "/gradio_api/call/v2/"
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or self.ROUTE not in scope.get("path", ""):
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def watched_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched_send)
+        except (TypeError, KeyError, ValueError) as error:
+            if started:  # a response already on its way cannot be replaced
+                raise
+            name = scope["path"].split(self.ROUTE, 1)[1].strip("/")
+            if isinstance(error, KeyError):
+                message = f"there is no endpoint /{name} (GET /gradio_api/info lists them)"
+            else:  # Gradio's message, less its advice to click a footer no script has
+                message = f"/{name}: {str(error).split(' Please click')[0]}"
+            await JSONResponse({"error": message}, status_code=422)(scope, receive, send)
 
 
 def save_pil_to_cache_atomically(img, cache_dir: str, name: str = "image", format: str = "webp") -> str:
