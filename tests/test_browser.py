@@ -298,6 +298,18 @@ def test_a_drawn_digit_is_encoded_and_a_bad_upload_is_explained(page, tmp_path):
     page.get_by_text("not a readable image").first.wait_for()
 
 
+def test_the_interpolation_ends_show_their_thumbnails(page):
+    """A pick sent to Interpolate shows there by name and thumbnail, as on the Sample and Edit tabs."""
+    pick_first_sample(page)
+    label = page.inner_text("#sample-picked").split("Picked ", 1)[1].rstrip(".")
+    page.click("#sample-to-a")
+    open_tab(page, "Interpolate")
+    page.wait_for_function("label => document.querySelector('#interp-a').innerText.includes(label)", arg=label)
+    page.wait_for_function("document.querySelector('#interp-a-thumbnail img')")
+    assert page.query_selector("#interp-b-thumbnail img") is None  # B is not set
+    assert "B: not set" in page.inner_text("#interp-b")
+
+
 def test_interpolation_gif_downloads(page, tmp_path):
     open_tab(page, "Interpolate")
     page.click("#interp-use-seeds")

@@ -339,6 +339,14 @@ def test_interpolation_refuses_mixed_or_bad_input(models):
         interpolate.endpoints_from_seeds(models, "vae-mnist", -5, 2)
 
 
+def test_the_interpolation_ends_are_shown_by_name_and_thumbnail(models):
+    a, b = interpolate.endpoints_from_seeds(models, "vae-mnist", 1, 2)
+    name_a, name_b, thumb_a, thumb_b = interpolate.ends_shown(models, a, None)
+    assert name_a == "A: **vae-mnist seed 1**" and name_b == "B: not set" and thumb_b is None
+    assert thumb_a.size == (84, 84)
+    assert np.array_equal(np.asarray(thumb_a), np.asarray(sample.pick_thumbnail(models, a)))
+
+
 def test_a_refused_interpolation_says_why_in_its_caption_and_keeps_the_last_path(models):
     a, b = interpolate.endpoints_from_seeds(models, "vae-mnist", 1, 2)
     with pytest.warns(UserWarning, match="no endpoint B yet"):  # gr.Warning outside a request is a Python warning

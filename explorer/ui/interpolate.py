@@ -9,6 +9,7 @@ from ..latent import path
 from .common import (MAX_SEED, check_choice, check_int, export_frames, image_rows, image_view, make_pick,
                      picked_latent, smooth_or_error)
 from .models import ModelCache
+from .sample import pick_thumbnail
 
 MAX_FRAMES = 64
 
@@ -86,10 +87,22 @@ def describe(pick, what: str) -> str:
     return f"{what}: **{pick['label']}**" if isinstance(pick, dict) and "label" in pick else f"{what}: not set"
 
 
+def ends_shown(models: ModelCache, a, b) -> tuple:
+    """What the tab shows of its two ends: -> (A's name, B's name, A's thumbnail, B's thumbnail), a thumbnail
+    being the end decoded as the Sample grid shows it (None for an end not set)."""
+    def thumbnail(pick):
+        return pick_thumbnail(models, pick) if isinstance(pick, dict) and "latent" in pick else None
+    return describe(a, "A"), describe(b, "B"), thumbnail(a), thumbnail(b)
+
+
 def build(models: ModelCache, a: gr.State, b: gr.State):
     gr.Markdown(EXPLANATION)
-    with gr.Row():
+    with gr.Row(equal_height=True):  # each end's thumbnail beside its name, as the Sample and Edit tabs show a pick
+        thumb_a = image_view(label="A", type="pil", height=96, width=96, min_width=96, scale=0, show_label=False,
+                             buttons=[], interactive=False, elem_id="interp-a-thumbnail")
         shown_a = gr.Markdown(describe(None, "A"), elem_id="interp-a")
+        thumb_b = image_view(label="B", type="pil", height=96, width=96, min_width=96, scale=0, show_label=False,
+                             buttons=[], interactive=False, elem_id="interp-b-thumbnail")
         shown_b = gr.Markdown(describe(None, "B"), elem_id="interp-b")
     with gr.Row():
         smooth = models.names_where("smooth_latent")
@@ -113,9 +126,10 @@ def build(models: ModelCache, a: gr.State, b: gr.State):
             png = gr.File(label="PNG strip", elem_id="interp-png")
 
     def refresh(pa, pb):
-        return describe(pa, "A"), describe(pb, "B")
+        return ends_shown(models, pa, pb)
 
     use_seeds.click(lambda *x: endpoints_from_seeds(models, *x), [model, seed_a, seed_b], [a, b],
-                    api_visibility="private").then(refresh, [a, b], [shown_a, shown_b], api_visibility="private")
+                    api_visibility="private").then(refresh, [a, b], [shown_a, shown_b, thumb_a, thumb_b],
+                                                  api_visibility="private")
     run.click(lambda *x: interpolated(models, *x), [a, b, mode, frames], [strip, gif_shown, gif, png, caption], api_visibility="private")
-    return {"refresh": (refresh, [a, b], [shown_a, shown_b])}
+    return {"refresh": (refresh, [a, b], [shown_a, shown_b, thumb_a, thumb_b])}
