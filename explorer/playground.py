@@ -441,8 +441,9 @@ def stamp_dots(pixels: np.ndarray, xy: np.ndarray, colour: tuple[int, int, int])
     pixels[rows[inside], cols[inside]] = colour
 
 
-LEGEND_PX = 18  # the band above the curves that names them: drawn over the curves, a name hid their start
-SCALE_PX = 16  # the band below, for the updates and the vertical range
+LEGEND_PX = 22  # the band above the curves that names them: drawn over the curves, a name hid their start
+SCALE_PX = 20  # the band below, for the updates and the vertical range
+LEGEND_FONT = 14  # px, Pillow's own scalable font: the bitmap font's 9 px was unreadable on a projector
 
 
 def draw_losses(losses: dict[str, list[float]], width: int = LOSSES_WIDTH, height: int = 200) -> np.ndarray:
@@ -464,8 +465,8 @@ def draw_losses(losses: dict[str, list[float]], width: int = LOSSES_WIDTH, heigh
     for i, (name, v) in enumerate(series.items()):
         colour = colours[i % 3]
         draw.line([(x, LEGEND_PX // 2), (x + 14, LEGEND_PX // 2)], fill=colour, width=3)
-        draw.text((x + 18, LEGEND_PX // 2 - 6), name, fill=colour)
-        x += 18 + int(draw.textlength(name)) + 14
+        draw.text((x + 18, LEGEND_PX // 2), name, fill=colour, font_size=LEGEND_FONT, anchor="lm")
+        x += 18 + int(draw.textlength(name, font_size=LEGEND_FONT)) + 14
         if len(v) > width - 8:  # one mean per pixel column: a line through 8,000 points cost more than the plane
             edges = np.linspace(0, len(v), width - 8 + 1).astype(int)
             v = np.add.reduceat(v, edges[:-1]) / np.diff(edges)
@@ -476,8 +477,9 @@ def draw_losses(losses: dict[str, list[float]], width: int = LOSSES_WIDTH, heigh
     updates = max(len(v) for v in losses.values())
     draw.line([(4, bottom + 2), (width - 4, bottom + 2)], fill=(70, 70, 84))
     scale = f"loss {low:.2f} to {high:.2f}"
-    draw.text((6, height - SCALE_PX + 1), f"updates 0 to {updates:,}", fill=(160, 160, 160))
-    draw.text((width - 6 - draw.textlength(scale), height - SCALE_PX + 1), scale, fill=(160, 160, 160))
+    middle = height - SCALE_PX // 2
+    draw.text((6, middle), f"updates 0 to {updates:,}", fill=(200, 200, 210), font_size=LEGEND_FONT - 1, anchor="lm")
+    draw.text((width - 6, middle), scale, fill=(200, 200, 210), font_size=LEGEND_FONT - 1, anchor="rm")
     return np.asarray(image)
 
 

@@ -300,10 +300,15 @@ def test_a_drawn_digit_is_encoded_and_a_bad_upload_is_explained(page, tmp_path):
 
 def test_the_interpolation_ends_show_their_thumbnails(page):
     """A pick sent to Interpolate shows there by name and thumbnail, as on the Sample and Edit tabs."""
+    open_tab(page, "Interpolate")
+    page.click("#interp-run")  # nothing set: one message, in the caption
+    page.wait_for_function("document.querySelector('#interp-caption').innerText.includes('no endpoint A yet')")
+    open_tab(page, "Sample")
     pick_first_sample(page)
     label = page.inner_text("#sample-picked").split("Picked ", 1)[1].rstrip(".")
     page.click("#sample-to-a")
     open_tab(page, "Interpolate")
+    page.wait_for_function("!document.querySelector('#interp-caption').innerText.includes('no endpoint')")
     page.wait_for_function("label => document.querySelector('#interp-a').innerText.includes(label)", arg=label)
     page.wait_for_function("document.querySelector('#interp-a-thumbnail img')")
     assert page.query_selector("#interp-b-thumbnail img") is None  # B is not set

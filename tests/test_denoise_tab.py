@@ -195,7 +195,7 @@ def test_the_ddpm_vs_ddim_preset_sets_both_halves(models):
 def test_the_preset_holds_a_finished_first_run_only(models):
     frames = tuple(denoise.frames_of(models, "ddpm-mnist", 0, "ddim", 3, 0.0))
     held = denoise.held_result(frames)
-    assert held["visible"] and held["label"].startswith("ddim-3-steps-seed-0")
+    assert held["visible"] and held["label"] == "DDIM, 3 steps: its result, held"
     pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(held["value"].url.split(",", 1)[1]))))
     assert np.array_equal(pixels[::8, ::8], frames[-1]["x_t"])  # the run's last image, as the panels showed it
     assert denoise.held_result(frames[:2]) == gr.update(visible=False)  # stopped: the pair ended, nothing held
@@ -421,14 +421,16 @@ def test_the_ddpm_vs_ddim_preset_sets_the_controls_and_runs_both(page):
     assert status_text(page).startswith("DDPM step")
     # DDIM's digit stays beside DDPM's run, so the pair ends side by side
     page.wait_for_function("document.querySelector('#denoise-held img')?.src.startsWith('data:image/png')")
-    assert "ddim-50-steps-seed-0" in page.inner_text("#denoise-held")
+    assert "DDIM, 50 steps: its result, held" in page.inner_text("#denoise-held")
     page.click("#denoise-stop")
     assert "Stopped" in wait_for_end(page)
     assert page.is_visible("#denoise-held")  # a Stop of the second half keeps the first's result
-    page.click("#denoise-run")  # a run of its own holds nothing
-    page.locator("#denoise-held").wait_for(state="hidden")
+    page.click("#denoise-run")  # a run of its own holds nothing, from its first message (not once it ends)
+    when_hidden = page.wait_for_function("""() => { const held = document.querySelector('#denoise-held');
+        return (!held || held.offsetParent === null) && document.querySelector('#denoise-status').innerText; }""").json_value()
+    assert re.match(r"DDPM step \d+ of 1000", when_hidden), when_hidden
     page.click("#denoise-stop")
-    wait_for_end(page)
+    assert "Stopped" in wait_for_end(page)
 
 
 def test_gifs_play_in_the_page_and_download_under_their_names(page, tmp_path):

@@ -336,7 +336,7 @@ def test_loss_curves_stay_between_their_legend_and_their_scale():
     image = draw_losses(losses, width=360, height=200)
     background = np.array([24, 24, 32])
     curve = {(255, 150, 40), (120, 200, 255)}
-    legend_end = 260  # both names and their swatches end before this column
+    legend_end = 330  # both names and their swatches end before this column
     assert not (image[:LEGEND_PX, legend_end:] != background).any()
     band_below = image[200 - SCALE_PX:]
     assert not any(tuple(pixel) in curve for pixel in band_below.reshape(-1, 3))

@@ -341,16 +341,19 @@ def test_interpolation_refuses_mixed_or_bad_input(models):
 
 def test_the_interpolation_ends_are_shown_by_name_and_thumbnail(models):
     a, b = interpolate.endpoints_from_seeds(models, "vae-mnist", 1, 2)
-    name_a, name_b, thumb_a, thumb_b = interpolate.ends_shown(models, a, None)
+    name_a, name_b, thumb_a, thumb_b, caption = interpolate.ends_shown(models, a, None)
     assert name_a == "A: **vae-mnist seed 1**" and name_b == "B: not set" and thumb_b is None
-    assert thumb_a.size == (84, 84)
+    assert thumb_a.size == (84, 84) and caption == gr.skip()
     assert np.array_equal(np.asarray(thumb_a), np.asarray(sample.pick_thumbnail(models, a)))
+    refused = interpolate.interpolated(models, None, b, "slerp", 4)[4]
+    assert interpolate.ends_shown(models, a, b, refused)[4] == ""  # a refusal is out of date once the ends change
+    finished = interpolate.interpolated(models, a, b, "slerp", 4)[4]
+    assert interpolate.ends_shown(models, b, a, finished)[4] == gr.skip()  # a path's caption describes its strip
 
 
 def test_a_refused_interpolation_says_why_in_its_caption_and_keeps_the_last_path(models):
     a, b = interpolate.endpoints_from_seeds(models, "vae-mnist", 1, 2)
-    with pytest.warns(UserWarning, match="no endpoint B yet"):  # gr.Warning outside a request is a Python warning
-        outputs = interpolate.interpolated(models, a, None, "slerp", 4)
+    outputs = interpolate.interpolated(models, a, None, "slerp", 4)
     assert outputs[:4] == (gr.skip(),) * 4
     assert "no endpoint B yet" in outputs[4] and "Use these seeds as A and B" in outputs[4]
     strip, gif_shown, gif, png, caption = interpolate.interpolated(models, a, b, "slerp", 4)

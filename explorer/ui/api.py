@@ -73,6 +73,7 @@ BUTTONS = {
         equation: the update that made this step, with its coefficients, in Markdown
         scrub through the stored steps: the scrubbing slider's range over the steps stored so far
         status: the step running and about how long is left, then what was done, in Markdown
+        the first run's result, held: the panel the DDPM vs DDIM preset holds DDIM's digit in; a run's first message hides it (no picture)
     """,
     "compare": """One seed through every model, streamed as each model finishes.
 

@@ -174,7 +174,7 @@ def held_result(frames) -> dict:
         return gr.update(visible=False)
     last = frames[-1]
     return gr.update(value=inline_image(enlarged(last["x_t"]), "held-result"), visible=True,
-                     label=f"{last['run']}: its result, held")
+                     label=f"{last['doing']}, {last['total']} steps: its result, held")
 
 
 def enlarged(image: np.ndarray, scale: int = 8) -> np.ndarray:
@@ -360,10 +360,15 @@ def build(models: ModelCache):
     controls = [model, seed, sampler, steps, eta]
     shown = [x_t, x_0, text, frames, scrubber, status]
     # postprocess=False: the pictures arrive as inline images already (the other outputs need no postprocessing)
-    running = run.click(streamed, controls, shown, api_name="denoise", postprocess=False, show_progress="minimal", **LONG_WORK)
+    def run_of_its_own(*args):  # its first message also hides the preset's held result (a separate event to
+        for i, outputs in enumerate(streamed(*args)):  # hide it was answered only once the run had ended)
+            yield *outputs, gr.update(visible=False) if i == 0 else gr.skip()
+
+    running = run.click(run_of_its_own, controls, [*shown, held], api_name="denoise", postprocess=False,
+                        show_progress="minimal", **LONG_WORK)
     # the preset: DDIM's controls set and run, then (only if it finished: a Stop ends the pair) DDPM's
-    ddim_set = compare_samplers.click(lambda m: preset(models, m, "ddim"), model, [model, sampler, steps, eta],
-                                      api_visibility="private")
+    ddim_set = compare_samplers.click(lambda m: (*preset(models, m, "ddim"), gr.update(visible=False)), model,
+                                      [model, sampler, steps, eta, held], api_visibility="private")
     ddim_run = ddim_set.success(streamed, controls, shown, postprocess=False, show_progress="minimal",
                                 api_visibility="private", **LONG_WORK)
     ddim_held = ddim_run.success(held_result, frames, held, postprocess=False, show_progress="hidden",
@@ -376,12 +381,14 @@ def build(models: ModelCache):
     # ended a cancelled event too) writes where it stopped. Written by Stop's own click instead, it would race the
     # run: a step under way when the cancel came could land after it.
     stop.click(None, cancels=[running, ddim_run, ddpm_run], api_visibility="private")
+    # a Run replaces the preset's pair if it is going. (The preset cannot end a run the same way: its own click's
+    # cancel also caught the DDIM run it had just started.)
+    run.click(None, cancels=[ddim_run, ddpm_run], api_visibility="private")
     for event in (running, ddim_run, ddpm_run):
         event.then(ended_shown, frames, [x_t, x_0, text, scrubber, status], postprocess=False, show_progress="hidden",
                    api_visibility="private")
-    for button in (run, compare_samplers):  # a new run's page holds no export of the last one, nor a held result
-        button.click(lambda: (None, None, gr.update(visible=False)), None, [gif, gif_shown, held],
-                     show_progress="hidden", api_visibility="private")
+    for button in (run, compare_samplers):  # a new run's page holds no export of the last one
+        button.click(lambda: (None, None), None, [gif, gif_shown], show_progress="hidden", api_visibility="private")
     scrubber.input(lambda *a: inline(scrub(*a)), [frames, scrubber], [x_t, x_0, text], postprocess=False,
                    trigger_mode="always_last", show_progress="hidden", api_visibility="private")
     model.change(lambda m: sampler_controls(models, m), model, [sampler, steps, eta], api_visibility="private")

@@ -12,6 +12,7 @@ from .models import ModelCache
 from .sample import pick_thumbnail
 
 MAX_FRAMES = 64
+NOT_INTERPOLATED = "**Not interpolated:**"  # how a refusal's caption begins; a change of the ends clears it
 
 EXPLANATION = (
     "Frames decoded from latents on a path from A to B. **Linear** paths cut through the middle of the "
@@ -49,13 +50,12 @@ def interpolate(models: ModelCache, a, b, mode, frames):
 
 def interpolated(models: ModelCache, a, b, mode, frames):
     """The Interpolate button: -> (strip, GIF shown, GIF file, PNG file, caption); the GIF both plays (an image) and
-    downloads (a file). A refusal is said once, in the caption and a notice, and the outputs of the last path stay:
-    a raised error marked all five outputs as failed (teacher review)."""
+    downloads (a file). A refusal is said once, in the caption, and the outputs of the last path stay: a raised
+    error marked all five outputs as failed, and a notice besides repeated the caption (teacher review)."""
     try:
         strip_image, gif_path, png_path, text = interpolate(models, a, b, mode, frames)
     except gr.Error as refusal:
-        gr.Warning(refusal.message)
-        return gr.skip(), gr.skip(), gr.skip(), gr.skip(), f"**Not interpolated:** {refusal.message}"
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip(), f"{NOT_INTERPOLATED} {refusal.message}"
     return strip_image, gif_path, gif_path, png_path, text
 
 
@@ -87,12 +87,15 @@ def describe(pick, what: str) -> str:
     return f"{what}: **{pick['label']}**" if isinstance(pick, dict) and "label" in pick else f"{what}: not set"
 
 
-def ends_shown(models: ModelCache, a, b) -> tuple:
-    """What the tab shows of its two ends: -> (A's name, B's name, A's thumbnail, B's thumbnail), a thumbnail
-    being the end decoded as the Sample grid shows it (None for an end not set)."""
+def ends_shown(models: ModelCache, a, b, caption=None) -> tuple:
+    """What the tab shows of its two ends, once they change: -> (A's name, B's name, A's thumbnail, B's thumbnail,
+    the caption), a thumbnail being the end decoded as the Sample grid shows it (None for an end not set). A
+    refusal in the caption (say, "no endpoint A yet") is out of date once the ends change: it is cleared; a
+    finished path's caption stays, as it describes the strip still shown."""
     def thumbnail(pick):
         return pick_thumbnail(models, pick) if isinstance(pick, dict) and "latent" in pick else None
-    return describe(a, "A"), describe(b, "B"), thumbnail(a), thumbnail(b)
+    stale = isinstance(caption, str) and caption.startswith(NOT_INTERPOLATED)
+    return describe(a, "A"), describe(b, "B"), thumbnail(a), thumbnail(b), "" if stale else gr.skip()
 
 
 def build(models: ModelCache, a: gr.State, b: gr.State):
@@ -125,11 +128,11 @@ def build(models: ModelCache, a: gr.State, b: gr.State):
             gif = gr.File(label="animated GIF", elem_id="interp-gif")
             png = gr.File(label="PNG strip", elem_id="interp-png")
 
-    def refresh(pa, pb):
-        return ends_shown(models, pa, pb)
+    def refresh(pa, pb, shown_caption):
+        return ends_shown(models, pa, pb, shown_caption)
 
     use_seeds.click(lambda *x: endpoints_from_seeds(models, *x), [model, seed_a, seed_b], [a, b],
-                    api_visibility="private").then(refresh, [a, b], [shown_a, shown_b, thumb_a, thumb_b],
-                                                  api_visibility="private")
+                    api_visibility="private").then(refresh, [a, b, caption],
+                                                  [shown_a, shown_b, thumb_a, thumb_b, caption], api_visibility="private")
     run.click(lambda *x: interpolated(models, *x), [a, b, mode, frames], [strip, gif_shown, gif, png, caption], api_visibility="private")
-    return {"refresh": (refresh, [a, b], [shown_a, shown_b, thumb_a, thumb_b])}
+    return {"refresh": (refresh, [a, b, caption], [shown_a, shown_b, thumb_a, thumb_b, caption])}
