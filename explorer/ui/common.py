@@ -199,12 +199,12 @@ LATENT_LIMIT = 1e4
 
 
 def picked_latent(models: ModelCache, pick, what: str = "a picked sample",
-                  smooth: bool = False) -> tuple[LatentModel, torch.Tensor]:
+                  smooth: bool = False, where_from: str = "pick one on the Sample tab first") -> tuple[LatentModel, torch.Tensor]:
     """The model and latent a state (or an API call) holds, checked: that the model exists and (with `smooth`, for
     edits and paths) that its latent space is one where nearby means similar; that the latent is a flat list of
     as many numbers as the model's latent has, each finite and within +-LATENT_LIMIT. A refusal names the entry."""
     if not isinstance(pick, dict) or "model" not in pick or "latent" not in pick:
-        raise gr.Error(f"no {what} yet: pick one on the Sample tab first")
+        raise gr.Error(f"no {what} yet: {where_from}")
     model = (smooth_or_error if smooth else model_or_error)(models, pick["model"])
     values, name, size = pick["latent"], pick["model"], int(np.prod(model.latent_shape))
     if not isinstance(values, (list, tuple)):

@@ -3,6 +3,8 @@ exports as an animated GIF and a PNG strip."""
 
 from __future__ import annotations
 
+import functools
+
 import gradio as gr
 
 from ..latent import path
@@ -12,6 +14,8 @@ from .models import ModelCache
 from .sample import pick_thumbnail
 
 MAX_FRAMES = 64
+WHERE_ENDS_COME_FROM = ("pick a sample on the Sample tab and send it here, or set seed A and seed B above and press "
+                        "**Use these seeds as A and B**")
 NOT_INTERPOLATED = "**Not interpolated:**"  # how a refusal's caption begins; a change of the ends clears it
 
 EXPLANATION = (
@@ -31,12 +35,8 @@ def endpoints_from_seeds(models: ModelCache, name, seed_a, seed_b):
 
 def interpolate(models: ModelCache, a, b, mode, frames):
     """-> (labelled strip, GIF path, PNG path, caption)."""
-    for pick, end in ((a, "A"), (b, "B")):
-        if not isinstance(pick, dict) or "latent" not in pick:
-            raise gr.Error(f"no endpoint {end} yet: pick a sample on the Sample tab and send it here, or set seed A "
-                           "and seed B above and press **Use these seeds as A and B**")
-    model, z_a = picked_latent(models, a, "endpoint A", smooth=True)
-    model_b, z_b = picked_latent(models, b, "endpoint B", smooth=True)
+    model, z_a = picked_latent(models, a, "endpoint A", smooth=True, where_from=WHERE_ENDS_COME_FROM)
+    _, z_b = picked_latent(models, b, "endpoint B", smooth=True, where_from=WHERE_ENDS_COME_FROM)
     if a["model"] != b["model"]:
         raise gr.Error(f"A comes from {a['model']} and B from {b['model']}: pick both ends from one model")
     mode = check_choice(mode, "path", ("slerp", "lerp"))
@@ -128,9 +128,7 @@ def build(models: ModelCache, a: gr.State, b: gr.State):
             gif = gr.File(label="animated GIF", elem_id="interp-gif")
             png = gr.File(label="PNG strip", elem_id="interp-png")
 
-    def refresh(pa, pb, shown_caption):
-        return ends_shown(models, pa, pb, shown_caption)
-
+    refresh = functools.partial(ends_shown, models)
     use_seeds.click(lambda *x: endpoints_from_seeds(models, *x), [model, seed_a, seed_b], [a, b],
                     api_visibility="private").then(refresh, [a, b, caption],
                                                   [shown_a, shown_b, thumb_a, thumb_b, caption], api_visibility="private")
