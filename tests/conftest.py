@@ -74,6 +74,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+SERVER_LOGS: list[Path] = []  # the log of each app running_app has started and not yet stopped
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test's report ends with the last lines each running app printed: a browser test that hangs in
+    CI shows what its server was doing (the hang guard's stack dump covers only the test's own process)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for log in SERVER_LOGS:
+            lines = log.read_text(errors="replace").splitlines()[-60:] if log.is_file() else ["(no log)"]
+            report.sections.append((f"the app's log, {log.parent.name}", "\n".join(lines)))
+
+
 @contextlib.contextmanager
 def running_app(log_dir: Path, setup: str = ""):
     """The real app (`python app.py --device cpu`) on a free port, -> its URL once it answers; with `setup`, that
@@ -86,6 +101,7 @@ def running_app(log_dir: Path, setup: str = ""):
         server = subprocess.Popen([sys.executable, *program, "--port", str(port), "--device", "cpu"],
                                   cwd=Path(__file__).resolve().parent.parent, stdout=output, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
+    SERVER_LOGS.append(log)
     try:
         while True:  # until it answers or exits (a server that never does is caught by the hang guard)
             try:
@@ -97,5 +113,6 @@ def running_app(log_dir: Path, setup: str = ""):
                 time.sleep(0.5)  # polling interval, not a budget
         yield url
     finally:
+        SERVER_LOGS.remove(log)
         server.terminate()
         server.wait()  # SIGTERM stops it cleanly (server.stop_once); one that does not is the hang guard's

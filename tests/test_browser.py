@@ -74,6 +74,16 @@ def pick_first_sample(page) -> None:
     page.wait_for_function("document.querySelector('#sample-picked').innerText.includes('Picked')")
 
 
+def watch_for(page, name: str, state: str, arg=None) -> None:
+    """From now on, set `window[name]` once the JavaScript predicate `state(arg)` holds, at any change of the page.
+    For a state that passes (the first model of a Compare shown, the last not yet): a wait that polls can miss it
+    when the page gets ahead of the polls, and would then wait for ever; this latch cannot."""
+    page.evaluate("""([name, state, arg]) => { window[name] = false; const holds = eval(state);
+        const check = () => { if (!window[name] && holds(arg)) window[name] = true; };
+        check(); new MutationObserver(check).observe(document.body, {subtree: true, childList: true, attributes: true,
+                                                                     characterData: true}); }""", [name, state, arg])
+
+
 def edit_picked_sample(page) -> None:
     pick_first_sample(page)
     label = page.inner_text("#sample-picked").split("Picked ", 1)[1].rstrip(".")

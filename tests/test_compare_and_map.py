@@ -252,7 +252,7 @@ def test_stop_buttons_cancel_the_long_work_they_stop(models):
 
 # --- in the browser ------------------------------------------------------------------------------------------
 
-from test_browser import TIMEOUT_MS, app_url, browser, image_src, open_tab, page, wait_src_change  # noqa: E402,F401
+from test_browser import TIMEOUT_MS, app_url, browser, image_src, open_tab, page, wait_src_change, watch_for  # noqa: E402,F401
 
 
 @pytest.fixture
@@ -315,10 +315,11 @@ def test_compare_streams_stops_and_frees_its_lane(page, second_page):
     shown = "([a, b]) => document.querySelector(a) && !document.querySelector(b)"
     for p in (second_page, page):
         open_tab(p, "Compare")
+        watch_for(p, "firstShown", shown, [first, last])
     second_page.click("#compare-run")
-    second_page.wait_for_function(shown, arg=[first, last])
+    second_page.wait_for_function("window.firstShown")
     page.click("#compare-run")
-    page.wait_for_function(shown, arg=[first, last])  # the first model's samples, before the last's
+    page.wait_for_function("window.firstShown")  # the first model's samples, before the last's
     assert "models done, about" in page.inner_text("#compare-status")
     page.click("#compare-stop")
     page.wait_for_function("document.querySelector('#compare-status').innerText.includes('Stopped')")

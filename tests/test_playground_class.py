@@ -12,7 +12,7 @@ import pytest
 
 from conftest import running_app
 from explorer.ui.playground import STEP_UPDATES
-from test_browser import TIMEOUT_MS, app_url, browser, open_tab, page  # noqa: F401 (fixtures)
+from test_browser import TIMEOUT_MS, app_url, browser, image_src, open_tab, page, wait_src_change  # noqa: F401 (fixtures)
 
 STEP = "document.querySelector('#play-caption').innerText.match(/step (\\d+)/)"
 QUEUED = "document.querySelector('#play-plane').innerText.includes('queue')"
@@ -123,7 +123,11 @@ def test_a_play_at_its_limit_says_so_and_play_goes_on(browser, capped_url):  # n
 def test_the_mode_collapse_preset_sets_the_controls_and_plays(page):  # noqa: F811
     open_tab(page, "Playground")
     page.wait_for_function("document.querySelector('#play-caption').innerText.includes('step 0')")
-    page.locator("#play-family").get_by_text("flow", exact=True).click()  # somewhere else, and playing
+    plane = image_src(page, "#play-plane")
+    page.locator("#play-family").get_by_text("flow", exact=True).click()  # somewhere else, and playing:
+    # Play once the flow's fresh run is drawn, as a person would. Pressed at once, it raced that reset, whose
+    # `cancels` could land on the new Play (CI once waited here for ever, the caption at the flow's step 0)
+    wait_src_change(page, "#play-plane", plane)
     page.click("#play-play")
     page.wait_for_function("document.querySelector('#play-caption').innerText.includes('negative log-likelihood')")
     page.click("#play-preset-collapse")
