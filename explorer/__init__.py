@@ -1,8 +1,10 @@
-"""Latent Explorer: one interface over VAE, GAN, normalizing-flow and diffusion models of digits.
+"""Latent Explorer: one interface over VAE, GAN, normalizing-flow and diffusion models, the shipped ones of
+digits and your own.
 
     import explorer
     explorer.list_models()
     m = explorer.load_model("ddpm-mnist")      # device=None: cuda, else mps, else cpu
+    m = explorer.load_model("path/to/ddpm-butterflies")   # also: a Hugging Face cache id, file.py:function
     z = m.sample_latent(8, seed=0)
     x = m.decode(z)                            # (8, 1, 28, 28) in [0, 1]
     explorer.measure(x)["thickness"]           # Morpho-MNIST measures and the classifier's digit probabilities
@@ -10,10 +12,12 @@
 """
 
 from .base import LatentModel, Step, pick_device
-from .checkpoint import CheckpointError, list_models, load_model, save_checkpoint
+from .checkpoint import CheckpointError, list_models, save_checkpoint
+from .models.adapted import Adapter
+from .open import OpenError, load_model
 from .data import DataError, load_mnist, prepare_digit
 
-__all__ = ["edit", "measure", "LatentModel", "Step", "pick_device", "CheckpointError", "list_models", "load_model", "save_checkpoint",
+__all__ = ["edit", "measure", "Adapter", "OpenError", "LatentModel", "Step", "pick_device", "CheckpointError", "list_models", "load_model", "save_checkpoint",
            "DataError", "load_mnist", "prepare_digit"]
 
 

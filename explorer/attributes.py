@@ -584,7 +584,8 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
     import time
 
-    from .checkpoint import list_models, load_model, resolve
+    from .checkpoint import list_models, resolve
+    from .open import load_model
     from .latent import load_directions
 
     parser = argparse.ArgumentParser(prog="python -m explorer.attributes", description=main.__doc__)

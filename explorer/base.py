@@ -1,7 +1,9 @@
 """The one interface every model family implements, so the app never branches on the model's type.
 
-Words used at every boundary: encode is data -> latent, decode is latent -> data. Images are always
-(N, 1, 28, 28) floats in [0, 1] outside a model; each model converts to its own range inside.
+Words used at every boundary: encode is data -> latent, decode is latent -> data. Images are (N, C, H, W)
+floats in [0, 1] outside a model, of the shape its `image_shape` names (the shipped models: 1x28x28 digits);
+each model converts to its own range inside. `domain` names the kind of data a model draws ("digits"), or is
+None for a model that came from elsewhere: explorer.domains says what each domain offers the views.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ class Step:
 
     index: int  # 0-based position in the process
     total: int  # how many steps the process has
-    image: torch.Tensor  # (N, 1, 28, 28) in [0, 1]: what the process holds now (x_t, the canvas, ...)
+    image: torch.Tensor  # (N, *image_shape) in [0, 1]: what the process holds now (x_t, the canvas, ...)
     label: str  # what this step is, in the family's own terms, e.g. "t=980"
     extras: dict[str, torch.Tensor] = field(default_factory=dict)  # e.g. {"predicted x0": ...}
     info: dict[str, float] = field(default_factory=dict)  # scalars shown beside the step (coefficients, ...)
@@ -58,7 +60,7 @@ class Trainable(nn.Module):
 
 
 class LatentModel(Trainable):
-    """Base class: a generative model of 28x28 grayscale images with a latent space.
+    """Base class: a generative model of images with a latent space.
 
     Capability flags say which views can use a model: `can_encode` (data -> latent exists),
     `has_likelihood` (bits_per_dim exists), `encode_is_exact` (decode(encode(x)) == x up to float error).
@@ -82,6 +84,11 @@ class LatentModel(Trainable):
     decode_is_slow: ClassVar[bool] = False  # one decode runs the network many times (diffusion's DDIM): the app
     # queues its edits in a lane of their own, so they never hold up the edits of models that decode in one pass
     needs_float64: ClassVar[bool] = False  # computes in float64 somewhere (Apple's MPS has none: it runs on the CPU)
+    # the images it makes, (channels, height, width), and the kind of data they are (explorer.domains); every
+    # shipped family draws digits, and a model opened from elsewhere says its own (explorer.open)
+    image_shape: tuple[int, int, int] = (1, 28, 28)
+    domain: str | None = "digits"
+    weights_id: str | None = None  # the sha256 of weights opened from elsewhere (explorer.open); ours: see latent.fitted_for
 
     # --- what subclasses provide ------------------------------------------------------------------------
     @property
@@ -89,7 +96,7 @@ class LatentModel(Trainable):
         raise NotImplementedError
 
     def _decode(self, z: torch.Tensor) -> torch.Tensor:
-        """latent (N, *latent_shape) on the model's device -> images (N, 1, 28, 28) in [0, 1]."""
+        """latent (N, *latent_shape) on the model's device -> images (N, *image_shape) in [0, 1]."""
         raise NotImplementedError
 
     def _encode(self, x: torch.Tensor, **options) -> torch.Tensor:
@@ -125,7 +132,7 @@ class LatentModel(Trainable):
 
     @torch.inference_mode()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """latent -> images (N, 1, 28, 28) in [0, 1]; deterministic given z."""
+        """latent -> images (N, *image_shape) in [0, 1]; deterministic given z."""
         return self._decode(self.check_latent(z)).clamp(0, 1)
 
     def decode_in_batches(self, z: torch.Tensor, batch_size: int = 250) -> torch.Tensor:
@@ -138,7 +145,7 @@ class LatentModel(Trainable):
         yield Step(0, 1, self.decode(z), "decoded")
 
     def encode(self, x: torch.Tensor, progress=None, **options) -> torch.Tensor:
-        """images (N, 1, 28, 28) in [0, 1] -> latents (N, *latent_shape). `progress(done, total)` is called as
+        """images (N, *image_shape) in [0, 1] -> latents (N, *latent_shape). `progress(done, total)` is called as
         iterative encoders (GAN inversion, DDIM inversion) go."""
         if not self.can_encode:
             raise NotImplementedError(f"a {self.family} model has no encoder")
@@ -159,6 +166,8 @@ class LatentModel(Trainable):
             "family": self.family,
             "variant": getattr(self.config, "variant", self.family),
             "latent_shape": list(self.latent_shape),
+            "image_shape": list(self.image_shape),
+            "domain": self.domain,
             "parameters": sum(p.numel() for p in self.parameters()),
             "can_encode": self.can_encode,
             "has_likelihood": self.has_likelihood,
@@ -185,8 +194,8 @@ class LatentModel(Trainable):
             raise TypeError(f"images must be a torch.Tensor, got {type(x).__name__}")
         if x.dim() == 3:
             x = x.unsqueeze(0)
-        if x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28):
-            raise ValueError(f"images must have shape (N, 1, 28, 28), got {tuple(x.shape)}")
+        if x.dim() != 4 or tuple(x.shape[1:]) != tuple(self.image_shape):
+            raise ValueError(f"images must have shape (N, {', '.join(map(str, self.image_shape))}), got {tuple(x.shape)}")
         check_count(x.shape[0])
         if not x.is_floating_point() or not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1:
             raise ValueError("images must be finite floats in [0, 1]")

@@ -143,11 +143,6 @@ def list_models(kind: str = "generative") -> list[str]:
     return names
 
 
-def load_model(name_or_path: str | Path, device: str | torch.device | None = None) -> LatentModel:
-    """A shipped checkpoint by name, or any checkpoint folder by path; on `device` (None picks the best)."""
-    return load_checkpoint(resolve(name_or_path), device)
-
-
 # --- training state -------------------------------------------------------------------------------------
 
 

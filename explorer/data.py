@@ -108,11 +108,18 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """float images in [0, 1], (N, 1, H, W) or (N, H, W) -> uint8 (N, H, W)."""
+    """float images in [0, 1] -> uint8: grey (N, 1, H, W) or (N, H, W) -> (N, H, W); colour (N, 3, H, W) ->
+    (N, H, W, 3), the layout PIL and imageio take."""
     x = x.detach().float().cpu().clamp(0, 1)
     if x.dim() == 4:
-        x = x[:, 0]
+        x = x[:, 0] if x.shape[1] == 1 else x.permute(0, 2, 3, 1)
     return (x * 255).round().to(torch.uint8).numpy()
+
+
+def display_scale(height: int, width: int, scale: int) -> int:
+    """How many times to enlarge an image so it shows as large as a 28 px digit enlarged `scale` times: a 64 px
+    butterfly is not drawn at 512 px where a digit is drawn at 224, nor a 256 px image at 2048."""
+    return max(1, round(scale * 28 / max(height, width)))
 
 
 # --- user images ------------------------------------------------------------------------------------------
@@ -247,12 +254,14 @@ def load_dataset(spec: str = "mnist", split: str = "train") -> Digits:
 
 
 def image_grid(images: torch.Tensor | np.ndarray, ncols: int = 10, pad: int = 2, scale: int = 1) -> Image.Image:
-    """Tile (N, 1, H, W) floats in [0, 1] (or uint8 (N, H, W)) into one grayscale PIL image."""
+    """Tile (N, C, H, W) floats in [0, 1] (or to_uint8's arrays) into one PIL image, grey or colour, each image
+    enlarged as display_scale says."""
     array = images if isinstance(images, np.ndarray) else to_uint8(images)
-    n, h, w = array.shape
+    n, h, w = array.shape[:3]
+    scale = display_scale(h, w, scale) if scale > 1 else 1
     ncols = max(1, min(ncols, n))
     nrows = -(-n // ncols)
-    grid = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad), 40, dtype=np.uint8)
+    grid = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad, *array.shape[3:]), 40, dtype=np.uint8)
     for i in range(n):
         r, c = divmod(i, ncols)
         grid[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = array[i]

@@ -24,7 +24,8 @@ import time
 import numpy as np
 import torch
 
-from .checkpoint import CONFIG_FILE, SAMPLES_FILE, list_models, load_model, resolve
+from .checkpoint import CONFIG_FILE, SAMPLES_FILE, list_models, resolve
+from .open import load_model
 from .data import image_grid, load_mnist, to_tensor
 from .metrics import class_shares, frechet_distance, gaussian_stats, inception_score, load_classifier, nearest_distances
 

@@ -12,11 +12,13 @@ prior is isotropic; the decoded images carry the structure.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import torch
+from safetensors import SafetensorError
 
 from .base import LatentModel
 from .checkpoint import CheckpointError, weights_sha256
@@ -83,9 +85,47 @@ def principal_directions(model: LatentModel, k: int = 8, samples: int = 1000, se
 
 
 def fitted_for(model) -> str | None:
-    """The weights hash of the checkpoint a model was loaded from (None for a model built in memory)."""
+    """The hash of the weights a model was loaded with: explorer.open's for a model opened from elsewhere, the
+    checkpoint's for ours (None for a model built in memory)."""
+    if model.weights_id is not None:
+        return model.weights_id
     folder = getattr(model, "checkpoint_path", None)  # set by load_checkpoint; absent on a model built in memory
     return weights_sha256(folder) if folder is not None else None
+
+
+def cache_root() -> Path:
+    """The explorer's own folder for what it fits to models opened from elsewhere (never the model's folder,
+    which is the user's): $LATENT_EXPLORER_CACHE, else ~/.cache/latent-explorer."""
+    return Path(os.environ.get("LATENT_EXPLORER_CACHE") or Path.home() / ".cache" / "latent-explorer")
+
+
+def cached_principal_directions(model: LatentModel, samples: int = 1000) -> Directions:
+    """principal_directions of a model opened from elsewhere, fitted once per weights and kept under
+    cache_root(), in a folder named by the weights' hash (a file for other weights is never read: its hash
+    differs); a model whose weights are not known by hash is fitted afresh."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    key = fitted_for(model)
+    if key is None:
+        return principal_directions(model, samples=samples)
+    folder = cache_root() / key
+    path = folder / DIRECTIONS_FILE
+    if path.is_file():
+        try:
+            with safe_open(str(path), "pt") as handle:
+                recorded = (handle.metadata() or {}).get("weights_sha256")
+            if recorded == key:
+                tensors = load_file(str(path))
+                return Directions(tensors["vectors"], tensors["explained_variance"], tensors["scale"], recorded)
+        except (OSError, ValueError, KeyError, SafetensorError):  # a damaged cache file is fitted again
+            pass
+    directions = principal_directions(model, samples=samples)
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / f".{DIRECTIONS_FILE}.{os.getpid()}.tmp"  # written whole, then renamed: readers see all or none
+    save_directions(directions, folder, partial.name)
+    partial.replace(path)
+    return directions
 
 
 def check_fitted_for(folder: Path, recorded: str | None, what: str, command: str) -> None:
@@ -105,7 +145,7 @@ DIRECTIONS_FILE = "pca_directions.safetensors"
 DIRECTIONS_COMMAND = "python -m explorer.latent"  # what fits them, named in every refusal
 
 
-def save_directions(directions: Directions, folder) -> None:
+def save_directions(directions: Directions, folder, file_name: str = DIRECTIONS_FILE) -> None:
     """Write pca_directions.safetensors, the weights hash they were fitted for in its metadata."""
     from safetensors.torch import save_file
 
@@ -113,7 +153,7 @@ def save_directions(directions: Directions, folder) -> None:
         raise ValueError("these directions were fitted on a model not loaded from a checkpoint: nothing says "
                          "which weights they belong to, so they are not saved beside any")
     save_file({"vectors": directions.vectors.contiguous(), "explained_variance": directions.explained_variance,
-               "scale": directions.scale}, str(Path(folder) / DIRECTIONS_FILE),
+               "scale": directions.scale}, str(Path(folder) / file_name),
               metadata={"weights_sha256": directions.weights_sha256})
 
 
@@ -138,7 +178,8 @@ def main(argv: list[str] | None = None) -> None:
     """python -m explorer.latent [NAME ...]: fit and store each checkpoint's principal directions."""
     import argparse
 
-    from .checkpoint import list_models, load_model, resolve
+    from .checkpoint import list_models, resolve
+    from .open import load_model
 
     parser = argparse.ArgumentParser(prog="python -m explorer.latent", description=main.__doc__)
     parser.add_argument("names", nargs="*")

@@ -83,22 +83,30 @@ def pytest_runtest_makereport(item, call):
     CI shows what its server was doing (the hang guard's stack dump covers only the test's own process)."""
     outcome = yield
     report = outcome.get_result()
-    if report.failed:
+    if report.failed and call.when == "call":
+        for name, value in getattr(item, "funcargs", {}).items():  # each browser page the test drove, as it stands
+            if type(value).__name__ == "Page" and hasattr(value, "inner_text"):
+                try:
+                    text = value.evaluate("document.body.innerText.slice(0, 3000)")
+                except Exception as error:  # a closed page, a dead browser: say so, and keep the real failure
+                    text = f"(unreadable: {error})"
+                report.sections.append((f"the page {name!r} showed", text))
         for log in SERVER_LOGS:
             lines = log.read_text(errors="replace").splitlines()[-60:] if log.is_file() else ["(no log)"]
             report.sections.append((f"the app's log, {log.parent.name}", "\n".join(lines)))
 
 
 @contextlib.contextmanager
-def running_app(log_dir: Path, setup: str = ""):
+def running_app(log_dir: Path, setup: str = "", args: tuple[str, ...] = ()):
     """The real app (`python app.py --device cpu`) on a free port, -> its URL once it answers; with `setup`, that
-    Python code runs first in the server's process (e.g. to change a module's constant). Its output goes to
+    Python code runs first in the server's process (e.g. to change a module's constant); `args` are more of
+    app.py's flags (--model PATH, say). Its output goes to
     a file in `log_dir`: Gradio prints a traceback for every refused call, and a pipe that nobody reads fills
     after 64 KB and stops the server in the middle of a print."""
     port, log = free_port(), log_dir / "server.log"
     program = ["-c", f"import sys\n{setup}\nfrom explorer.ui.server import serve\nserve(sys.argv[1:])"] if setup else ["app.py"]
     with open(log, "wb") as output:
-        server = subprocess.Popen([sys.executable, *program, "--port", str(port), "--device", "cpu"],
+        server = subprocess.Popen([sys.executable, *program, "--port", str(port), "--device", "cpu", *args],
                                   cwd=Path(__file__).resolve().parent.parent, stdout=output, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     SERVER_LOGS.append(log)

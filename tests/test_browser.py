@@ -350,7 +350,9 @@ def test_denoise_streams_intermediate_frames_before_the_last(page):
     page.click("#denoise-run")
     page.wait_for_function("document.querySelector('#denoise-equation').innerText.includes('step 50 of 50')")
     seen = page.evaluate("window.seen")
-    assert len({frame["src"] for frame in seen}) >= 3, seen
+    # an earlier step's picture was drawn before the last one's (on a loaded machine the page may draw only a
+    # few of the frames sent: it draws the latest when it gets to it)
+    assert len({frame["src"] for frame in seen}) >= 2, seen
     assert any("step 50 of 50" not in frame["text"] for frame in seen[:-1])
 
 

@@ -27,7 +27,7 @@ def test_list_models_names_the_shipped_generative_checkpoints():
 
 
 def test_unknown_name_lists_what_exists():
-    with pytest.raises(CheckpointError, match="known: .*vae-mnist"):
+    with pytest.raises(CheckpointError, match=r"not a shipped model \(ae-mnist, .*vae-mnist"):
         explorer.load_model("no-such-model")
 
 

@@ -261,7 +261,7 @@ def test_exports_are_named_for_what_they_hold(models, every_step):
     a, b = interpolate.endpoints_from_seeds(models, "dcgan-mnist", 1, 2)
     _, gif, png, _ = interpolate.interpolate(models, a, b, "lerp", 5)
     assert (Path(gif).name, Path(png).name) == ("dcgan-mnist-lerp-5-frames.gif", "dcgan-mnist-lerp-5-frames-strip.png")
-    _, gif, _ = export_frames(models, torch.rand(2, 1, 28, 28), "vae-mnist #3 / seed 5")
+    _, gif, _ = export_frames(models, "vae-mnist", torch.rand(2, 1, 28, 28), "vae-mnist #3 / seed 5")
     assert Path(gif).name == "vae-mnist--3---seed-5.gif"  # nothing a file name cannot hold
 
 

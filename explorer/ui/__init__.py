@@ -55,8 +55,10 @@ def header(models: ModelCache) -> str:
     """The line under the title, naming the families of the checkpoints actually served."""
     served = [FAMILY_NAMES.get(f, f) for f in FAMILIES if f in set(models.families.values())]
     families = " and ".join([", ".join(served[:-1]), served[-1]] if len(served) > 1 else served)
+    own = [n for n in models.names if models.domain(n) is None]
+    also = f" Also served: your own {', '.join(f'**{n}**' for n in own)}." if own else ""
     return (f"Sample, edit, interpolate, map and watch {families} models of handwritten digits, all trained on the "
-            "same 12,000 MNIST digits; and train small ones live on points in the plane.")
+            f"same 12,000 MNIST digits; and train small ones live on points in the plane.{also}")
 
 
 SHOW_TAB = "() => document.querySelector('#tab-{tab}-button')?.click()"

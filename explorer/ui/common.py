@@ -22,7 +22,8 @@ import torch
 from PIL import Image, ImageDraw
 
 from ..base import MAX_SEED, LatentModel
-from ..data import to_uint8
+from ..data import display_scale, to_uint8
+from ..domains import domain_of
 from .models import ModelCache
 
 # Work that can take tens of seconds to minutes (Compare, a denoising run, encoding an upload, building a latent
@@ -97,8 +98,9 @@ def model_or_error(models: ModelCache, name) -> LatentModel:
 
 
 def one_uint8(x: torch.Tensor) -> np.ndarray:
-    """One image (1, 1, H, W), (1, H, W) or (H, W) in [0, 1] -> uint8 (H, W)."""
-    return to_uint8(x.reshape(1, 1, *x.shape[-2:]))[0]
+    """One image (1, C, H, W), (C, H, W) or (H, W) in [0, 1] -> uint8 (H, W) grey or (H, W, 3) colour."""
+    channels = x.shape[-3] if x.dim() >= 3 else 1
+    return to_uint8(x.reshape(1, channels, *x.shape[-2:]))[0]
 
 
 def image_view(**options) -> gr.Image:
@@ -108,8 +110,10 @@ def image_view(**options) -> gr.Image:
 
 
 def to_image(x: torch.Tensor, scale: int = 8) -> Image.Image:
-    """One image in [0, 1] -> an enlarged PIL image, pixels kept sharp."""
+    """One image in [0, 1] -> a PIL image shown as large as a digit enlarged `scale` times (data.display_scale),
+    pixels kept sharp."""
     image = Image.fromarray(one_uint8(x))
+    scale = display_scale(image.height, image.width, scale)
     return image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
 
 
@@ -120,18 +124,21 @@ def labelled_strip(images: torch.Tensor, labels: list[str], scale: int = 3) -> I
     a quarter of a cell's height, never under 14 px (at the default scale 21 px, digits 14 px high): the bitmap
     font drawn before had digits 7 px high, unreadable once a strip of many frames was scaled down to fit the
     page. A caption too wide for its cell is set smaller until it fits."""
+    scale = display_scale(images.shape[-2], images.shape[-1], scale)
     width, height = images.shape[-1] * scale, images.shape[-2] * scale
-    draw = ImageDraw.Draw(Image.new("L", (1, 1)))
+    mode, background, ink = ("RGB", (40, 40, 40), (235, 235, 235)) if images.shape[-3] == 3 else ("L", 40, 235)
+    draw = ImageDraw.Draw(Image.new(mode, (1, 1)))
     size = max(14, height // 4)
     while size > 8 and any(draw.textlength(label, font_size=size) > width - 4 for label in labels):
         size -= 1
     band = size + 12  # the captions' row under the frames
-    strip = Image.new("L", (len(images) * (width + 4) + 4, height + 4 + band), 40)
+    strip = Image.new(mode, (len(images) * (width + 4) + 4, height + 4 + band), background)
     draw = ImageDraw.Draw(strip)
     for i, (image, label) in enumerate(zip(images, labels)):
         left = 4 + i * (width + 4)
-        strip.paste(to_image(image, scale), (left, 4))
-        draw.text((left + width / 2, height + 4 + band / 2), label, fill=235, font_size=size, anchor="mm")
+        cell = Image.fromarray(one_uint8(image))
+        strip.paste(cell.resize((width, height), Image.Resampling.NEAREST), (left, 4))
+        draw.text((left + width / 2, height + 4 + band / 2), label, fill=ink, font_size=size, anchor="mm")
     return strip
 
 
@@ -162,13 +169,15 @@ def export_folder() -> Path:
     return folder
 
 
-def export_frames(models, images: torch.Tensor, stem: str) -> tuple[Image.Image, str, str]:
-    """Decoded frames -> (a strip labelled with the digit the classifier reads under each, an animated GIF
+def export_frames(models, name: str, images: torch.Tensor, stem: str) -> tuple[Image.Image, str, str]:
+    """Decoded frames of model `name` -> (a strip captioned by the model's domain under each frame (the digit the
+    classifier reads; the frame's number where the domain reads nothing), an animated GIF
     that plays there and back so its loop has no jump, the strip as a PNG), the files in a fresh folder and
     named after `stem`, which says what they hold ("vae-mnist-slerp-10-frames" -> vae-mnist-slerp-10-frames.gif
     and vae-mnist-slerp-10-frames-strip.png): a download keeps its name, so "interpolation.gif" told nobody which."""
-    probs, _ = models.classifier().predict(images.cpu())
-    strip = labelled_strip(images, [f"{int(p.argmax())} {float(p.max()):.0%}" for p in probs])
+    domain = domain_of(models.domain(name))
+    captions = domain.captions(images, models.classifier() if domain.has_classes else None)
+    strip = labelled_strip(images, [caption or f"#{i}" for i, caption in enumerate(captions)])
     # a file name of letters, digits, '.', '-' and '_' only, whatever the stem was made from (a pick's label, say)
     stem = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "-" for c in stem).strip("-.") or "frames"
     out = export_folder()
@@ -204,7 +213,7 @@ def picked_latent(models: ModelCache, pick, what: str = "a picked sample",
     edits and paths) that its latent space is one where nearby means similar; that the latent is a flat list of
     as many numbers as the model's latent has, each finite and within +-LATENT_LIMIT. A refusal names the entry."""
     if not isinstance(pick, dict) or "model" not in pick or "latent" not in pick:
-        raise gr.Error(f"no {what} yet: {where_from}")
+        raise gr.Error(f"no {what.removeprefix('a ')} yet: {where_from}")
     model = (smooth_or_error if smooth else model_or_error)(models, pick["model"])
     values, name, size = pick["latent"], pick["model"], int(np.prod(model.latent_shape))
     if not isinstance(values, (list, tuple)):
@@ -224,8 +233,8 @@ def picked_latent(models: ModelCache, pick, what: str = "a picked sample",
     return model, latent.reshape(1, *model.latent_shape).to(model.device)
 
 
-def image_rows(x: torch.Tensor) -> list[list[int]]:
-    """One decoded image as 28 rows of 0-255 values: what the JSON API returns."""
+def image_rows(x: torch.Tensor) -> list:
+    """One decoded image as rows of 0-255 values (grey), or of [r, g, b] triples (colour): what the JSON API returns."""
     return one_uint8(x).tolist()
 
 

@@ -20,7 +20,8 @@ import torch
 from gradio.data_classes import ImageData
 from PIL import Image
 
-from ..data import load_mnist, to_tensor
+from ..data import display_scale, load_mnist, to_tensor
+from ..domains import domain_of
 from ..models.autoencoder import add_pixel_noise
 from .common import (LONG_WORK, MAX_SEED, check_choice, check_float, check_int, export_folder, image_view, labelled_strip,
                      model_or_error, one_uint8, time_left, to_image)
@@ -82,7 +83,7 @@ def checked_options(model, seed, sampler, steps, eta) -> dict:
     without options ignores them, but a client that sends nonsense is told, as the API documents the ranges)."""
     seed = check_int(seed, "seed", 0, MAX_SEED)
     sampler = check_choice(sampler, "sampler", ("ddpm", "ddim"))
-    most_steps = model.config.train_timesteps if model.has_sampler_options else MAX_STEPS
+    most_steps = model.train_timesteps if model.has_sampler_options else MAX_STEPS
     steps = check_int(steps, "steps", 1, most_steps)
     eta = check_float(eta, "eta", 0.0, 1.0)
     if not model.has_sampler_options:
@@ -178,6 +179,8 @@ def held_result(frames) -> dict:
 
 
 def enlarged(image: np.ndarray, scale: int = 8) -> np.ndarray:
+    """(H, W) or (H, W, 3) uint8 shown as large as a digit enlarged `scale` times (data.display_scale)."""
+    scale = display_scale(image.shape[0], image.shape[1], scale)
     return image.repeat(scale, axis=0).repeat(scale, axis=1)
 
 
@@ -205,7 +208,7 @@ def export_gif(frames) -> str:
     if len(frames) > 200:  # keep the file small: an even subsample, always with the last step
         keep = np.unique(np.linspace(0, len(frames) - 1, 200).round().astype(int))
         frames = [frames[i] for i in keep]
-    pictures = [np.concatenate([x_t, np.full((x_t.shape[0], 8), 40, np.uint8), x_0], axis=1)
+    pictures = [np.concatenate([x_t, np.full((x_t.shape[0], 8, *x_t.shape[2:]), 40, np.uint8), x_0], axis=1)
                 for x_t, x_0, _ in map(displayed, frames)]
     path = export_folder() / f"{stem}.gif"
     iio.imwrite(path, pictures + [pictures[-1]] * 10, duration=60, loop=0)
@@ -253,7 +256,7 @@ def preset(models: ModelCache, name, sampler: str):
     if not offered:
         raise gr.Error("no model here has sampler options (DDPM and DDIM are diffusion samplers)")
     name = name if name in offered else offered[0]
-    timesteps = model_or_error(models, name).config.train_timesteps
+    timesteps = model_or_error(models, name).train_timesteps
     return name, sampler, timesteps if sampler == "ddpm" else min(PRESET_DDIM_STEPS, timesteps), 0.0
 
 
@@ -271,6 +274,8 @@ def clean_up(models: ModelCache, upload, digit, noise, seed):
     noisy = add_pixel_noise(clean, noise, torch.Generator().manual_seed(seed))
     rebuilds, errors = [], {}
     for name in models.names_where("encode_is_fast"):
+        if models.image_shape(name) != tuple(clean.shape[1:]):  # a model of other images has nothing to rebuild
+            continue
         model = models.get(name)
         rebuilt = model.decode(model.encode(noisy.to(model.device))).cpu()
         errors[name] = float((rebuilt - clean).abs().mean()) * 255  # mean grey levels (of 255) from the clean digit
@@ -290,6 +295,16 @@ def heldout_digits() -> torch.Tensor:
     return to_tensor(load_mnist("heldout").images)
 
 
+def clean_image(models: ModelCache, name: str, index: int) -> torch.Tensor:
+    """Image `index` of the model's held-out data (1, C, H, W); for a model whose domain has none (one opened
+    from elsewhere), its own deterministic sample from seed `index`."""
+    model = models.get(name)
+    domain = domain_of(model)
+    if domain.has_heldout:
+        return domain.heldout()[index : index + 1]
+    return models.decode(name, model.sample_latent(1, seed=index, temperature=model.default_temperature)).cpu()
+
+
 def forward_process(models: ModelCache, name, digit, t, seed):
     """-> (x_0, x_t ~ q(x_t | x_0), caption, schedule plot data: the two coefficients over t, and a vertical
     line at the t shown)."""
@@ -297,15 +312,16 @@ def forward_process(models: ModelCache, name, digit, t, seed):
     if not model.has_forward_process:
         raise gr.Error(f"{name} has no forward noising process; choose one of: {', '.join(models.names_where('has_forward_process'))}")
     digit = check_int(digit, "held-out digit", 0, 1999)
-    timesteps = model.config.train_timesteps
+    timesteps = model.train_timesteps
     t = check_int(t, "t", 0, timesteps - 1)
     seed = check_int(seed, "seed", 0, MAX_SEED)
-    x0 = heldout_digits()[digit : digit + 1].to(model.device) * 2 - 1
+    x0 = clean_image(models, name, digit).to(model.device) * 2 - 1
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed)).to(model.device)
     with torch.inference_mode():
         x_t = model.q_sample(x0, torch.tensor([t], device=model.device), noise)
     abar = model.alphas_cumprod.cpu()
-    caption = f"t = {t}: x_t = {abar[t].sqrt():.4f} · x_0 + {(1 - abar[t]).sqrt():.4f} · ε"
+    source = "" if domain_of(model).has_heldout else f" (x_0: the model's own sample, seed {digit})"
+    caption = f"t = {t}: x_t = {abar[t].sqrt():.4f} · x_0 + {(1 - abar[t]).sqrt():.4f} · ε{source}"
     ts = torch.arange(timesteps)
     plot = pd.DataFrame({"t": torch.cat([ts, ts, torch.tensor([t, t])]).numpy(),
                          "coefficient": torch.cat([abar.sqrt(), (1 - abar).sqrt(), torch.tensor([0.0, 1.0])]).numpy(),

@@ -17,6 +17,7 @@ import torch
 
 from ..attributes import ATTRIBUTES, SLIDERS, UNITS, edit, morphometrics
 from ..data import DataError, open_image, prepare_digit
+from ..domains import domain_of
 from .common import (LONG_WORK, MAX_SEED, check_choice, check_float, check_int, image_rows, image_view, make_pick,
                      model_or_error, picked_latent, shown, smooth_or_error, time_left, to_image, watched)
 from .models import ModelCache
@@ -122,6 +123,8 @@ def edited_latent(models: ModelCache, pick, settings, report=None) -> tuple:
     model, z = picked_latent(models, pick, smooth=True)
     model = ReportingModel(model, report) if report is not None else model
     settings = check_settings(settings)
+    if not domain_of(model).has_attributes:  # principal directions only: no named slider has a direction
+        return model, z + principal_move(models, pick["model"], settings, z), z
     directions = models.attributes(pick["model"])
     target = f"digit {check_int(settings['target'], 'target digit', 0, 9)}"
     amounts = {n: check_float(settings["amounts"].get(n, 0.0), n, -SLIDER_RANGE, SLIDER_RANGE) for n in SLIDERS}
@@ -130,16 +133,21 @@ def edited_latent(models: ModelCache, pick, settings, report=None) -> tuple:
     lock = [n for n in settings["locks"] if n in LOCKABLE and not amounts.get(n) and not (n == "digit" and digit_amount)]
     if digit_amount:
         amounts[target] = digit_amount
-    pca = [check_float(a, f"PC{i + 1}", -SLIDER_RANGE, SLIDER_RANGE) for i, a in enumerate(settings["pca"][:N_PRINCIPAL])]
-    principal = models.directions(pick["model"])
-    extra = sum((a * s * v for a, v, s in zip(pca, principal.vectors, principal.scale) if a), torch.zeros_like(z[0]))
+    extra = principal_move(models, pick["model"], settings, z)
     try:
         # "keep the digit" keeps which digit is read, not how confidently (see explorer.edit's hold_log_odds)
         moved = edit(model, z, {n: a for n, a in amounts.items() if a}, lock=lock, directions=directions,
-                     extra=extra if any(pca) else None, hold_log_odds=False)
+                     extra=extra if any(settings["pca"][:N_PRINCIPAL]) else None, hold_log_odds=False)
     except ValueError as error:
         raise gr.Error(str(error)) from error
     return model, moved, z
+
+
+def principal_move(models: ModelCache, name: str, settings, z: torch.Tensor) -> torch.Tensor:
+    """The principal sliders' move: each amount times its direction's latent standard deviation."""
+    pca = [check_float(a, f"PC{i + 1}", -SLIDER_RANGE, SLIDER_RANGE) for i, a in enumerate(settings["pca"][:N_PRINCIPAL])]
+    principal = models.directions(name)
+    return sum((a * s * v for a, v, s in zip(pca, principal.vectors, principal.scale) if a), torch.zeros_like(z[0]))
 
 
 def move(models: ModelCache, pick, settings, control, value, report=None):
@@ -186,8 +194,12 @@ def watched_slow_move(models: ModelCache, pick, settings, control, value):
             yield (*result[0], "")
 
 
-def measured(models: ModelCache, image):
-    """One decoded image -> (the classifier's 10 probabilities, its morphometrics as plain floats)."""
+def measured(models: ModelCache, name: str, image):
+    """One decoded image -> (the classifier's 10 probabilities, its morphometrics as plain floats); for a model
+    whose domain has no classifier, (None, the measures any image has)."""
+    domain = domain_of(models.domain(name))
+    if not domain.has_classes:
+        return None, {k: float(v[0]) for k, v in domain.measure(image).items()}
     return models.classifier().predict(image.cpu())[0][0], {k: float(v[0]) for k, v in morphometrics(image).items()}
 
 
@@ -196,7 +208,7 @@ def readouts(models: ModelCache, pick, settings, image=None) -> tuple[dict, str]
     caller has it already."""
     if image is None:
         image = models.decode(pick["model"], edited_latent(models, pick, settings)[1])
-    return readout_html(models, pick, settings, *measured(models, image))
+    return readout_html(models, pick, settings, *measured(models, pick["model"], image))
 
 
 def readout_html(models: ModelCache, pick, settings, probs, now: dict) -> tuple[dict, str]:
@@ -206,6 +218,8 @@ def readout_html(models: ModelCache, pick, settings, probs, now: dict) -> tuple[
     slider moves puts the browser's style, layout, paint and raster for it at a third of theirs, and it is
     redrawn on every move."""
     before = settings.get("original") or {}
+    if probs is None:
+        return {}, measures_html(before, now)
     spread = models.attributes(pick["model"]).record["attributes"]
     shares = {str(k): float(p) for k, p in enumerate(probs)}
     top = sorted(shares, key=shares.get, reverse=True)[:3]  # stable: ties keep digit order, as argmax does
@@ -242,13 +256,27 @@ def readout_html(models: ModelCache, pick, settings, probs, now: dict) -> tuple[
            if "digit" in settings["locks"] and settings["digit"] else "") + "</div>")
 
 
+def measures_html(before: dict, now: dict) -> str:
+    """The readout of a model whose data has no named edit directions: the measures any image has, picked and
+    edited, so a principal slider's effect is read in plain terms."""
+    rows = "".join(f"<tr><td>{name}</td><td>{before.get(name, float('nan')):.3g}</td><td>{value:.3g}</td>"
+                   f"<td>{value - before.get(name, value):+.3g}</td></tr>" for name, value in now.items())
+    return ('<div class="readout"><table><thead><tr><th>measure</th><th>picked</th><th>edited</th><th>change</th>'
+            f"</tr></thead><tbody>{rows}</tbody></table><p>{NO_NAMED_SLIDERS}</p></div>")
+
+
+NO_NAMED_SLIDERS = ("This model's images are not digits, so the named sliders (Morpho-MNIST measures) and the "
+                    "digit lock do not apply: move the principal directions below; the table reads what they change.")
+
+
 def open_pick(models: ModelCache, pick):
     """Show the picked latent unedited; reset every control; label the principal sliders by what they move."""
     model, z = picked_latent(models, pick, smooth=True)
     image = models.decode(pick["model"], z)
-    probs, figures = measured(models, image)
-    settings = fresh_settings(int(probs.argmax()), figures, OPENING_LOCKS)
-    record = models.attributes(pick["model"]).record
+    probs, figures = measured(models, pick["model"], image)
+    named_edits = probs is not None
+    settings = fresh_settings(int(probs.argmax()) if named_edits else 0, figures, OPENING_LOCKS if named_edits else ())
+    record = models.attributes(pick["model"]).record if named_edits else {}
     labels = record.get("principal_labels", [])
     shares = models.directions(pick["model"]).explained_variance.tolist()
     principal = []
@@ -258,13 +286,16 @@ def open_pick(models: ModelCache, pick):
             continue
         name = f" ~ {labels[i]['attribute']} (r = {labels[i]['r']:+.2f})" if i < len(labels) else ""
         principal.append(gr.update(label=f"PC{i + 1}{name}, {shares[i]:.0%} of image variance", value=0, interactive=True))
-    fits = record["attributes"]
-    named = [gr.update(value=0, label=f"{n} (1 = {fits[n]['sd']:.1f} {UNITS[n]})") for n in SLIDERS]
+    if named_edits:
+        fits = record["attributes"]
+        named = [gr.update(value=0, label=f"{n} (1 = {fits[n]['sd']:.1f} {UNITS[n]})", interactive=True) for n in SLIDERS]
+    else:
+        named = [gr.update(value=0, label=f"{n} (digits only)", interactive=False) for n in SLIDERS]
     _, readout = readout_html(models, pick, settings, probs, figures)  # unedited: the measures above
     return [to_image(image, 10), f"Editing **{pick.get('label', pick['model'])}**.", settings, readout,
-            *named, gr.update(value=0), gr.update(value=settings["target"]), *principal,
-            *[gr.update(value=n in OPENING_LOCKS) for n in LOCKABLE], to_image(image, 3),
-            gr.update(visible=model.decode_is_slow)]  # Stop applies where a move takes seconds
+            *named, gr.update(value=0, interactive=named_edits), gr.update(value=settings["target"], interactive=named_edits),
+            *principal, *[gr.update(value=n in settings["locks"], interactive=named_edits) for n in LOCKABLE],
+            to_image(image, 3), gr.update(visible=model.decode_is_slow)]  # Stop applies where a move takes seconds
 
 
 def default_pick(models: ModelCache) -> dict | None:

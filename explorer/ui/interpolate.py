@@ -42,7 +42,7 @@ def interpolate(models: ModelCache, a, b, mode, frames):
     mode = check_choice(mode, "path", ("slerp", "lerp"))
     frames = check_int(frames, "frames", 2, MAX_FRAMES)
     # the files are named for what they hold, e.g. "vae-mnist-slerp-10-frames.gif"
-    strip, gif, png = export_frames(models, model.decode(path(z_a[0], z_b[0], frames, mode)),
+    strip, gif, png = export_frames(models, a["model"], model.decode(path(z_a[0], z_b[0], frames, mode)),
                                     f"{a['model']}-{mode}-{frames}-frames")
     caption = f"{frames} frames, {mode}, from **{a.get('label', 'A')}** to **{b.get('label', 'B')}**"
     return strip, gif, png, caption

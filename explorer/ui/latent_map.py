@@ -16,6 +16,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from ..data import load_mnist, to_tensor
+from ..domains import domain_of
 from ..latent import LatentMap, latent_map_steps
 from .common import LONG_WORK, check_choice, check_int, export_folder, export_frames, image_view, model_or_error, to_image
 from .models import ModelCache
@@ -49,8 +50,9 @@ PRESETS = {
 
 
 def mappable(models: ModelCache) -> list[str]:
-    """Models whose encoder is one network pass, in the order the app lists models."""
-    return models.names_where("encode_is_fast")
+    """Models whose encoder is one network pass and whose domain has held-out images to place on the map, in
+    the order the app lists models."""
+    return [n for n in models.names_where("encode_is_fast") if domain_of(models.domain(n)).has_heldout]
 
 
 def presets(models: ModelCache) -> list[str]:
@@ -225,7 +227,7 @@ def path_frames(models: ModelCache, name, path, frames):
     walked = np.stack([np.interp(along, lengths, points[:, k]) for k in range(2)], 1)
     latent_map, _ = models.latent_map(name)
     latents = latent_map.latent(torch.tensor(walked, dtype=torch.float32)).to(model.device)
-    return export_frames(models, model.decode(latents.reshape(-1, *model.latent_shape)), "latent-path")
+    return export_frames(models, name, model.decode(latents.reshape(-1, *model.latent_shape)), "latent-path")
 
 
 def clear_path(models: ModelCache, name):

@@ -17,27 +17,52 @@ import torch
 
 from ..attributes import AttributeDirections, directions_for
 from ..base import LatentModel, pick_device
-from ..checkpoint import list_models, load_model, read_record, resolve
+from ..checkpoint import list_models, read_record, resolve
+from ..open import load_model
 from ..data import load_mnist, to_tensor
-from ..latent import Directions, LatentMap, latent_map, load_directions, principal_directions
+from ..latent import Directions, LatentMap, cached_principal_directions, latent_map, load_directions, principal_directions
 from ..metrics import load_classifier
 from ..models import FAMILIES, model_class
 
 DECODE_CACHE = 64
+# prior samples an opened model's principal directions are fitted on when each decode is a DDIM run (the
+# shipped models use 1000): 8 components of the images settle with a few hundred, at a fifth of the wait
+OPENED_SAMPLES = 200
 T = TypeVar("T")
 
 
 class ModelCache:
-    def __init__(self, device: str | torch.device | None = None, names: list[str] | None = None) -> None:
+    def __init__(self, device: str | torch.device | None = None, names: list[str] | None = None,
+                 opened: dict[str, LatentModel] | None = None) -> None:
+        """The shipped checkpoints `names` (None: all of them), loaded on first use, and `opened`: models the
+        server's command line opened (explorer.open), already loaded, served under these names after them."""
         self.device = pick_device(device)
         names = list_models() if names is None else names
-        self.families = {name: read_record(resolve(name))["family"] for name in names}  # read once, no weights
-        # VAE, GAN, flow, diffusion: the order the field teaches them, and the app lists them
-        self.names = sorted(names, key=lambda n: (list(FAMILIES).index(self.families[n]), n))
+        self._records = {name: read_record(resolve(name)) for name in names}  # read once, no weights
+        self._opened = {name: model.requires_grad_(False) for name, model in (opened or {}).items()}
+        self.families = {name: record["family"] for name, record in self._records.items()}
+        self.families |= {name: model.family for name, model in self._opened.items()}
+        # VAE, GAN, flow, diffusion: the order the field teaches them, and the app lists them; then the user's own
+        self.names = sorted(names, key=lambda n: (list(FAMILIES).index(self.families[n]), n)) + list(self._opened)
         self._built: dict[tuple[str, str], object] = {}  # ("model" | "directions" | ..., name) -> the thing
         self._building: dict[tuple[str, str], threading.Lock] = {}
         self._decoded: OrderedDict[tuple, torch.Tensor] = OrderedDict()  # the last few decodes (see decode)
         self._guard = threading.Lock()  # held for dictionary reads and writes only, never while building
+
+    def record(self, name: str) -> dict:
+        """A shipped checkpoint's config.json record (how it was made, its measured figures); {} for an opened
+        model, which has none."""
+        return self._records.get(name, {})
+
+    def image_shape(self, name: str) -> tuple[int, int, int]:
+        """(channels, height, width) of the model's images, without loading its weights."""
+        if name in self._opened:
+            return tuple(self._opened[name].image_shape)
+        return tuple(self.model_class(name).image_shape)
+
+    def domain(self, name: str) -> str | None:
+        """The kind of data the model draws (explorer.domains), or None for one opened from elsewhere."""
+        return self._opened[name].domain if name in self._opened else self.model_class(name).domain
 
     def _once(self, kind: str, name: str, make: Callable[[], T]) -> T:
         """`make()` run once per (kind, name), under that pair's own lock; later callers get the same object."""
@@ -67,6 +92,8 @@ class ModelCache:
             raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(self.names)}")
         # frozen: no request may train or accumulate gradients into a shared model (GAN inversion and the digit
         # hold differentiate with respect to the latent only)
+        if name in self._opened:
+            return self._opened[name]
         return self._once("model", name, lambda: load_model(name, self.device_for(name)).requires_grad_(False))
 
     def directions(self, name: str) -> Directions:
@@ -74,7 +101,10 @@ class ModelCache:
         model = self.get(name)
 
         def make() -> Directions:
-            found = load_directions(resolve(name)) or principal_directions(model)
+            if name in self._opened:  # fitted once per weights, in the explorer's own cache (see latent.cache_root)
+                found = cached_principal_directions(model, samples=OPENED_SAMPLES if model.decode_is_slow else 1000)
+            else:
+                found = load_directions(resolve(name)) or principal_directions(model)
             return Directions(*(t.to(model.device) for t in (found.vectors, found.explained_variance, found.scale)))
         return self._once("directions", name, make)
 
@@ -123,10 +153,13 @@ class ModelCache:
         """The evaluation classifier, on the server's device like every model (`--device`)."""
         return load_classifier(self.device)
 
-    def model_class(self, name: str) -> type[LatentModel]:
-        """The class behind a served model, for its capability flags (no weights are loaded to ask)."""
+    def model_class(self, name: str) -> type[LatentModel] | LatentModel:
+        """What to read a served model's capability flags from without loading weights: its class, or for an
+        opened model the model itself (an adapter's flags are its own: whether it encodes, say)."""
+        if name in self._opened:
+            return self._opened[name]
         return model_class(self.families[name])
 
     def names_where(self, flag: str) -> list[str]:
-        """Models with a capability flag set (flags are class attributes: no weights are loaded to ask)."""
+        """Models with a capability flag set (no weights are loaded to ask)."""
         return [n for n in self.names if getattr(self.model_class(n), flag)]

@@ -19,13 +19,13 @@ import gradio as gr
 import torch
 from PIL import Image
 
-from ..checkpoint import CheckpointError, read_record, resolve
+from ..data import display_scale
 from .common import (LONG_WORK, MAX_SEED, check_choice, check_float, check_int, image_rows, image_view, make_pick,
                      model_or_error, picked_latent, to_image, watched)
 from .models import ModelCache
 
 MAX_GRID = 64  # images in one grid: the server refuses more, whatever a client sends
-SCALE = 3  # a grid image is the 28x28 sample enlarged 3 times (84 px); so is a pick's thumbnail
+SCALE = 3  # a grid image shows as a 28x28 digit enlarged 3 times (84 px; data.display_scale); so does a pick's thumbnail
 # A grid is long work when its model's decode runs the network many times (decode_is_slow) or its checkpoint's own
 # evaluation measured sampling at this many ms an image or more: PixelCNN 427, RBM 285, diffusion 583, against at
 # most 0.7 for the one-pass decoders and 4.5 for the flow (a 64-grid of those takes well under a second)
@@ -134,9 +134,11 @@ def pick_from_grid(models: ModelCache, grid, shown, index):
     item = shown[int(index)] if isinstance(shown, list) and len(shown) == grid["count"] else None
     if isinstance(item, (list, tuple)) and item and isinstance(item[0], str):
         try:
+            channels, height, width = models.image_shape(pick["model"])
+            scale = display_scale(height, width, SCALE)
             with Image.open(item[0]) as image:
-                if image.size == (28 * SCALE, 28 * SCALE):  # a grid image, not some other file of the cache
-                    return pick, status, image.convert("L")
+                if image.size == (width * scale, height * scale):  # a grid image, not some other file of the cache
+                    return pick, status, image.convert("L" if channels == 1 else "RGB")
         except (OSError, ValueError, Image.DecompressionBombError):
             pass  # not a readable image: decoded instead
     return pick, status, pick_thumbnail(models, pick)
@@ -148,10 +150,7 @@ def draws_slowly(models: ModelCache, name: str) -> bool:
     weights are loaded to ask; a model without a figure is judged by the flag alone."""
     if models.model_class(name).decode_is_slow:
         return True
-    try:
-        measured = read_record(resolve(name)).get("metrics", {}).get("sampling_ms_per_image")
-    except CheckpointError:
-        return False
+    measured = models.record(name).get("metrics", {}).get("sampling_ms_per_image")
     return isinstance(measured, (int, float)) and measured >= SLOW_MS_PER_IMAGE
 
 

@@ -51,6 +51,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY, help="events run at once")
     parser.add_argument("--queue-size", type=int, default=QUEUE_SIZE, help="events waiting at most; more are told to retry")
     parser.add_argument("--max-upload", default=MAX_UPLOAD, help="largest upload accepted, e.g. 10mb")
+    parser.add_argument("--model", action="append", default=[], metavar="PATH_OR_ID",
+                        help="also serve your own model (repeatable): a diffusers DDPM/DDIM pipeline folder, a Hugging "
+                             "Face repo id in the local cache, a checkpoint folder of this explorer, or file.py:function "
+                             "returning an explorer.Adapter (this runs that file's code)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads per operation (default: one per core); 1 suits many users (see README)")
     args = parser.parse_args(argv)
@@ -259,6 +263,27 @@ def tame_malloc() -> None:
         libc.mallopt(M_ARENA_MAX, 2)
 
 
+def open_models(sources: list[str], device) -> dict:
+    """--model's sources, opened (explorer.open), each under a name of its own: the folder's or repo's last part
+    ("someone/sd-class-butterflies-32" -> "sd-class-butterflies-32"), numbered where two would clash or one
+    would take a shipped model's name."""
+    from ..checkpoint import list_models
+    from ..open import load_model
+
+    taken, opened = set(list_models()), {}
+    for source in sources:
+        model = load_model(source, device)
+        stem = str(source).rstrip("/").replace("\\", "/").split("/")[-1].replace(".py:", "-") or "model"
+        stem = "".join(c if c.isalnum() or c in "._-" else "-" for c in stem)
+        name, n = stem, 2
+        while name in taken:
+            name, n = f"{stem}-{n}", n + 1
+        taken.add(name)
+        opened[name] = model
+        print(f"* Opened {source} as {name}: {model.family}, images {'x'.join(map(str, model.image_shape))}", flush=True)
+    return opened
+
+
 def stop_once(signum, frame) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -276,9 +301,14 @@ def serve(argv: list[str] | None = None) -> None:
     if args.threads is not None:
         # many users' small requests at once gain from one thread each; one user's diffusion run from several
         torch.set_num_threads(args.threads)
+    from ..open import OpenError
     from . import FRONTEND_CSS, FRONTEND_HEAD, build_app
     from .models import ModelCache
 
-    app = configure_queue(build_app(ModelCache(args.device)), args)
+    try:
+        opened = open_models(args.model, args.device)
+    except OpenError as error:
+        raise SystemExit(f"python app.py: {error}") from None
+    app = configure_queue(build_app(ModelCache(args.device, opened=opened)), args)
     CacheSweeper(app, folder).start()
     app.launch(**launch_options(args), head=FRONTEND_HEAD, css=FRONTEND_CSS)

@@ -1,0 +1,24 @@
+"""Domains: what a kind of data offers the views. A model names its domain (`LatentModel.domain`): "digits" for
+every shipped model, None for a model opened from elsewhere, whose data the explorer does not know. Views ask
+the model's domain, never the model's name or family, how to caption an image, prepare an upload, measure
+images and where held-out data is:
+
+    domain = domain_of(model)
+    domain.captions(images, classifier)   # a short reading per image ("7 98%"), or "" where it reads nothing
+    domain.prepare_upload(source, model.image_shape)   # any picture -> (C, H, W) floats in [0, 1]
+    domain.measure(images)                # named figures per image (generic.measure for every domain)
+    domain.heldout()                      # held-out images to map and noise, or None
+"""
+
+from __future__ import annotations
+
+from . import digits, generic
+
+DOMAINS = {"digits": digits.DOMAIN, None: generic.DOMAIN}
+
+
+def domain_of(model_or_domain):
+    """The Domain for a model (by its `domain`), or for a domain's name; a domain this version does not know
+    falls back to the generic one, whose measures any image has."""
+    name = model_or_domain if isinstance(model_or_domain, str) or model_or_domain is None else model_or_domain.domain
+    return DOMAINS.get(name, generic.DOMAIN)

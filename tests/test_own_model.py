@@ -1,0 +1,210 @@
+"""Every view on the user's own model: a small RGB DDPM pipeline saved by diffusers itself (random weights) and
+opened beside a shipped model, driven through each tab's handlers, then through `app.py --model` in a real
+browser (Sample, Denoise, Interpolate, Edit)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import running_app
+from explorer.domains import domain_of
+from explorer.domains.generic import fit_picture, measure
+from explorer.open import load_model
+from explorer.ui import compare, denoise, edit, interpolate, latent_map, sample
+from explorer.ui.models import ModelCache
+from explorer.ui.server import open_models
+from test_open import save_pipeline, small_unet
+
+OWN = "butterflies"
+
+
+@pytest.fixture(scope="module")
+def pipeline_folder(tmp_path_factory):
+    return save_pipeline(tmp_path_factory.mktemp("own") / OWN, unet=small_unet(size=32))
+
+
+@pytest.fixture(scope="module")
+def models(pipeline_folder, tmp_path_factory):
+    own = load_model(pipeline_folder, "cpu")
+    own.config.decode_steps = 5  # the views' behaviour, not the sampler's quality, is under test here
+    return ModelCache("cpu", names=["vae-mnist", "ddpm-mnist"], opened={OWN: own})
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("LATENT_EXPLORER_CACHE", str(tmp_path / "cache"))
+
+
+def colour(image) -> bool:
+    array = np.asarray(image)
+    return array.ndim == 3 and array.shape[-1] == 3
+
+
+def test_the_opened_model_is_served_after_the_shipped_ones(models):
+    assert models.names == ["vae-mnist", "ddpm-mnist", OWN]
+    assert (models.image_shape(OWN), models.domain(OWN), models.families[OWN]) == ((3, 32, 32), None, "diffusion")
+    assert OWN in models.names_where("has_sampler_options")
+
+
+def test_sample_grid_and_pick_are_in_colour_at_a_readable_size(models):
+    *_, last = sample.draw_grid(models, OWN, 0, 1.0, 4)
+    items = last[0]
+    assert len(items) == 4 and all(colour(image) and image.size == (96, 96) for image, _ in items)
+    pick, status = sample.pick_sample(models, sample.grid_recipe(OWN, 0, 1.0, 4, "any"), 2)
+    assert f"{OWN} seed 0 #2" in status
+    assert colour(sample.pick_thumbnail(models, pick))
+    rows = sample.api_decode(models, OWN, [0.0] * (3 * 32 * 32))
+    assert np.asarray(rows).shape == (32, 32, 3)
+
+
+def test_interpolation_strip_and_gif_are_in_colour_with_frame_numbers(models):
+    a, b = interpolate.endpoints_from_seeds(models, OWN, 0, 1)
+    strip, gif, png, caption = interpolate.interpolate(models, a, b, "slerp", 4)
+    assert colour(strip) and "4 frames, slerp" in caption
+    with Image.open(gif) as animation:
+        assert animation.n_frames >= 4
+    with pytest.raises(Exception, match="pick both ends from one model"):
+        interpolate.interpolate(models, a, interpolate.endpoints_from_seeds(models, "vae-mnist", 0, 1)[1], "lerp", 3)
+
+
+def test_denoise_streams_colour_frames_with_the_schedules_timesteps(models):
+    frames = list(denoise.frames_of(models, OWN, 0, "ddim", 5, 0.0))
+    assert len(frames) == 5 and frames[0]["x_t"].shape == (32, 32, 3)
+    # the pipeline's own scheduler: 100 training timesteps, "leading" spacing (DDPMScheduler's default): 80, 60, ... 0
+    assert [f["text"].split("**")[1] for f in frames] == ["t=80", "t=60", "t=40", "t=20", "t=0"]
+    x_t, x_0, _ = denoise.scrub(frames, 3)
+    assert x_t.shape[:2] == x_0.shape[:2] == (224, 224)  # shown as large as a digit is (28 px x 8)
+    with Image.open(denoise.export_gif(frames)) as animation:
+        assert animation.mode in ("P", "RGB") and animation.n_frames >= 5
+    with pytest.raises(Exception, match="steps must be between 1 and 100"):
+        list(denoise.frames_of(models, OWN, 0, "ddim", 101, 0.0))
+
+
+def test_the_forward_process_noises_the_models_own_sample(models):
+    clean, noisy, caption, plot = denoise.forward_process(models, OWN, 3, 50, 0)
+    assert colour(clean) and colour(noisy) and "the model's own sample, seed 3" in caption
+    assert len(plot) == 2 * 100 + 2
+    with pytest.raises(Exception, match="t must be between 0 and 99"):
+        denoise.forward_process(models, OWN, 3, 100, 0)
+
+
+def test_compare_draws_the_opened_model_in_colour(models):
+    *_, last = compare.compare(models, 0)
+    grids = last[:len(models.names)]
+    assert colour(grids[models.names.index(OWN)]) and not colour(grids[0])
+
+
+def test_edit_offers_principal_directions_and_a_generic_readout(models):
+    pick, _ = sample.pick_sample(models, sample.grid_recipe(OWN, 0, 1.0, 4, "any"), 1)
+    opened = dict(zip(edit.open_pick_outputs(), edit.open_pick(models, pick)))
+    assert colour(opened["image"])
+    assert opened["thickness"]["interactive"] is False and "digits only" in opened["thickness"]["label"]
+    assert opened["pc0"]["interactive"] is True and "of image variance" in opened["pc0"]["label"]
+    assert "brightness" in opened["readout"] and "colourfulness" in opened["readout"]
+    image, settings, readout = edit.move(models, pick, opened["settings"], "pc0", 2.0)
+    assert colour(image) and settings["pca"][0] == 2.0
+    before = float(readout.split("<td>brightness</td><td>")[1].split("<")[0])
+    moved = models.decode(OWN, edit.edited_latent(models, pick, settings)[1])
+    assert not torch.equal(moved, models.decode(OWN, torch.tensor(pick["latent"]).reshape(1, 3, 32, 32)))
+    assert before == pytest.approx(float(opened["settings"]["original"]["brightness"]), abs=1e-3)
+
+
+def test_the_directions_are_fitted_once_and_kept_in_the_explorers_own_cache(pipeline_folder, tmp_path):
+    own = load_model(pipeline_folder, "cpu")
+    own.config.decode_steps = 3
+    first = ModelCache("cpu", names=[], opened={OWN: own}).directions(OWN)
+    kept = list((tmp_path / "cache").rglob("*.safetensors"))
+    assert len(kept) == 1 and kept[0].parent.name == own.weights_id
+    assert not list(pipeline_folder.rglob("pca_directions*"))  # nothing written into the user's folder
+    again = ModelCache("cpu", names=[], opened={OWN: own}).directions(OWN)
+    assert torch.equal(first.vectors, again.vectors)
+
+
+def test_views_that_cannot_serve_it_leave_it_out(models):
+    assert OWN not in latent_map.mappable(models)  # DDIM inversion is not one pass, and its data is unknown
+    strip_table = denoise.clean_up(models, None, 3, 0.5, 0)[3]
+    assert OWN not in strip_table  # the digit clean-up rebuilds digits with models of digits
+
+
+def test_uploads_are_fitted_to_the_models_size_in_colour(tmp_path):
+    picture = Image.new("RGB", (120, 60), (200, 30, 30))
+    picture.paste((30, 30, 200), (0, 0, 60, 60))
+    picture.save(tmp_path / "wide.png")
+    fitted = fit_picture(tmp_path / "wide.png", (3, 32, 32))
+    assert fitted.shape == (3, 32, 32)
+    # the middle is cut out: its left half blue, right half red, as the picture's middle square is
+    assert fitted[2, 16, 4] > 0.7 and fitted[0, 16, 28] > 0.7
+    assert fit_picture(tmp_path / "wide.png", (1, 28, 28)).shape == (1, 28, 28)
+    assert domain_of(None).prepare_upload(tmp_path / "wide.png", (3, 16, 16)).shape == (3, 16, 16)
+
+
+def test_generic_measures_read_what_they_name():
+    dark, bright = torch.zeros(1, 3, 16, 16), torch.ones(1, 3, 16, 16) * 0.8
+    red = torch.zeros(1, 3, 16, 16)
+    red[:, 0] = 1.0
+    blob = torch.zeros(1, 3, 16, 16)
+    blob[:, :, 2:6, 10:14] = 1.0
+    figures = measure(torch.cat([dark, bright, red, blob]))
+    assert figures["brightness"][1] == pytest.approx(0.8, abs=1e-6) and figures["brightness"][0] == 0
+    assert figures["colourfulness"][2] > figures["colourfulness"][1] == pytest.approx(0, abs=1e-6)
+    assert figures["hue"][2] == pytest.approx(0, abs=1e-3)  # red sits at 0 degrees
+    assert figures["centre x"][3] == pytest.approx(12 / 16, abs=1e-6) and figures["centre y"][3] == pytest.approx(4 / 16, abs=1e-6)
+    assert figures["foreground size"][3] == pytest.approx(16 / 256)
+    assert figures["sharpness"][3] > figures["sharpness"][1] == 0
+
+
+def test_open_models_names_each_source_once(pipeline_folder):
+    opened = open_models([str(pipeline_folder), str(pipeline_folder)], "cpu")
+    assert list(opened) == [OWN, f"{OWN}-2"]
+
+
+# --- in a real browser ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def own_app(pipeline_folder, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    setup = f"import os\nos.environ['LATENT_EXPLORER_CACHE'] = {str(cache)!r}"
+    with running_app(tmp_path_factory.mktemp("own-app"), setup, ("--model", str(pipeline_folder))) as url:
+        yield url
+
+
+def test_app_model_flag_serves_it_in_sample_denoise_interpolate_and_edit(own_app):
+    from test_browser import CHROMIUM, FLAGS, TIMEOUT_MS, open_tab, playwright
+
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(own_app)
+        page.wait_for_function("n => document.body.innerText.includes('your own ' + n)", arg=OWN)
+        page.get_by_label("model", exact=True).first.click()
+        page.get_by_role("option", name=OWN, exact=True).click()
+        page.click("#sample-run")
+        page.wait_for_function(f"document.querySelector('#sample-caption').innerText.includes('{OWN}')")
+        page.locator("#sample-gallery .gallery-item").nth(1).click()
+        page.wait_for_function("document.querySelector('#sample-picked').innerText.includes('Picked')")
+        page.click("#sample-to-a")
+        page.locator("#sample-gallery .gallery-item").nth(2).click()
+        page.wait_for_function("document.querySelector('#sample-picked').innerText.includes('#2')")
+        page.click("#sample-to-b")
+        page.click("#sample-to-edit")
+        page.wait_for_function(f"document.querySelector('#edit-source')?.innerText.includes('{OWN}')")
+        page.wait_for_function("document.querySelector('#edit-readout')?.innerText.includes('colourfulness')")
+        assert page.locator("#edit-thickness input[type=range]").is_disabled()
+        page.get_by_text("Principal directions (found without labels").click()
+        before = page.evaluate("document.querySelector('#edit-image img').src")
+        page.locator("#edit-slider-0 input[type=range]").fill("2")
+        page.wait_for_function("b => document.querySelector('#edit-image img').src !== b", arg=before)
+        open_tab(page, "Interpolate")
+        page.click("#interp-run")
+        page.wait_for_function("document.querySelector('#interp-caption')?.innerText.includes('frames, slerp')")
+        page.wait_for_selector("#interp-strip img")
+        open_tab(page, "Denoise")
+        page.locator("#denoise-model").get_by_label("model", exact=True).click()
+        page.get_by_role("option", name=OWN, exact=True).click()
+        page.click("#denoise-run")
+        page.wait_for_function("/step 50 of 50/.test(document.querySelector('#denoise-equation')?.innerText)")
+        browser.close()
