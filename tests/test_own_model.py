@@ -89,6 +89,10 @@ def test_the_forward_process_noises_the_models_own_sample(models):
     assert len(plot) == 2 * 100 + 2
     with pytest.raises(Exception, match="t must be between 0 and 99"):
         denoise.forward_process(models, OWN, 3, 100, 0)
+    *_, slider = denoise.forward_for_model(models, OWN, 3, 250, 0)  # chosen with the slider at 250 of ddpm-mnist's 999
+    assert (slider["maximum"], slider["value"]) == (99, 99)
+    *_, slider = denoise.forward_for_model(models, "ddpm-mnist", 3, 99, 0)
+    assert (slider["maximum"], slider["value"]) == (999, 99)
 
 
 def test_compare_draws_the_opened_model_in_colour(models):
@@ -121,6 +125,21 @@ def test_the_directions_are_fitted_once_and_kept_in_the_explorers_own_cache(pipe
     assert not list(pipeline_folder.rglob("pca_directions*"))  # nothing written into the user's folder
     again = ModelCache("cpu", names=[], opened={OWN: own}).directions(OWN)
     assert torch.equal(first.vectors, again.vectors)
+
+
+def test_an_upload_is_encoded_in_colour_and_the_sketchpad_is_refused(models, tmp_path):
+    Image.new("RGB", (90, 40), (20, 160, 60)).save(tmp_path / "green.png")
+    picture = edit.upload_for(models, OWN, str(tmp_path / "green.png"))
+    assert picture.shape == (3, 32, 32) and float(picture[1].mean()) == pytest.approx(160 / 255, abs=0.01)
+    seen, rebuilt, caption, pick = edit.encode_digit(models, OWN, picture)
+    assert colour(seen) and colour(rebuilt) and caption.startswith(f"{edit.ENCODED} **{OWN}** (DDIM inversion)")
+    assert pick["model"] == OWN and len(pick["latent"]) == 3 * 32 * 32 and pick["label"] == f"your image, {OWN}"
+    with pytest.raises(Exception, match="makes colour images: upload a picture"):
+        edit.drawing_for(models, OWN, {"composite": np.zeros((280, 280, 4), np.uint8)})
+    with pytest.raises(Exception, match="cannot use this upload: not a readable image"):
+        edit.upload_for(models, OWN, __file__)
+    with pytest.raises(Exception, match="no visible digit"):  # a digits model makes an upload MNIST-style, as before
+        edit.upload_for(models, "vae-mnist", str(tmp_path / "green.png"))
 
 
 def test_views_that_cannot_serve_it_leave_it_out(models):

@@ -49,13 +49,14 @@ BUTTONS = {
         seed: the seed used
         caption: what was drawn, in Markdown
     """,
-    "encode": """Your own digit, made MNIST-style and encoded by a model: its latent becomes the Edit tab's pick.
+    "encode": """Your own image, prepared as the model's data is (a digit made MNIST-style for a digits model; resized
+    and centre-cropped to its size, in colour for a colour one) and encoded: its latent becomes the Edit tab's pick.
 
     Parameters:
         image: an image file of a digit (PNG, JPEG, GIF, BMP, TIFF or WebP; at most 40 megapixels), any colours
         model: the name of a model that can encode, e.g. "vae-mnist"
     Returns:
-        as the model sees it: the digit made MNIST-style (28x28, enlarged), a PNG file
+        as the model sees it: the prepared image (for a digits model MNIST-style, 28x28), enlarged, a PNG file
         reconstruction: the model's decoding of its latent, a PNG file
         encoded: the encoding method and the mean pixel error, in Markdown
     """,

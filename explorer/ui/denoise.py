@@ -329,6 +329,17 @@ def forward_process(models: ModelCache, name, digit, t, seed):
     return to_image((x0 + 1) / 2, 6), to_image(((x_t + 1) / 2).clamp(0, 1), 6), caption, plot
 
 
+def forward_for_model(models: ModelCache, name, digit, t, seed):
+    """Another model chosen for the forward process: its t slider spans that model's own timesteps (an opened
+    pipeline may have other than 1000), t kept where it fits -> (forward_process's outputs, the slider)."""
+    model = model_or_error(models, name)
+    if not model.has_forward_process:
+        return forward_process(models, name, digit, t, seed)  # which says why not
+    last = model.train_timesteps - 1
+    t = min(check_int(t, "t", 0, MAX_STEPS), last)
+    return (*forward_process(models, name, digit, t, seed), gr.update(maximum=last, value=t))
+
+
 def build(models: ModelCache):
     gr.Markdown(EXPLANATION)
     stepping = models.names_where("multi_step")
@@ -430,9 +441,11 @@ def build(models: ModelCache):
                            color_map={SIGNAL: "#1f77b4", NOISE: "#ff7f0e", CURRENT_T: "#7f7f7f"},
                            x_title="t", y_title="coefficient", elem_id="forward-schedule", min_width=320)
     f_caption = gr.Markdown()
-    for control in (digit, t, f_seed, f_model):
+    for control in (digit, t, f_seed):
         control.change(lambda *a: forward_process(models, *a), [f_model, digit, t, f_seed], [clean, noisy, f_caption, plot],
                        trigger_mode="always_last", show_progress="hidden", api_visibility="private")
+    f_model.change(lambda *a: forward_for_model(models, *a), [f_model, digit, t, f_seed], [clean, noisy, f_caption, plot, t],
+                   trigger_mode="always_last", show_progress="hidden", api_visibility="private")
 
     gr.Markdown("### Clean up a noisy digit\n" + CLEAN_UP_EXPLANATION)
     with gr.Row():

@@ -348,6 +348,32 @@ def digit_from_drawing(drawing) -> np.ndarray:
         raise gr.Error(f"cannot use this drawing: {error}") from error
 
 
+def upload_for(models: ModelCache, name, upload) -> torch.Tensor:
+    """An uploaded picture prepared as the encoder's domain prepares one: made MNIST-style for a digits model,
+    fitted to the model's size (in colour for a colour model) for any other -> (C, H, W) in [0, 1]."""
+    model = encoder_or_error(models, name)
+    if upload is None:
+        raise gr.Error("upload an image first")
+    try:
+        return domain_of(model).prepare_upload(upload, model.image_shape)
+    except DataError as error:
+        raise gr.Error(f"cannot use this upload: {error}") from error
+
+
+def drawing_for(models: ModelCache, name, drawing) -> torch.Tensor:
+    """A sketchpad drawing prepared as an upload is; refused for a colour model (the pad draws in one ink)."""
+    model = encoder_or_error(models, name)
+    if model.image_shape[0] != 1:
+        raise gr.Error(f"{name} makes colour images: upload a picture for it (the sketchpad draws grey digits)")
+    composite = drawing.get("composite") if isinstance(drawing, dict) else None
+    if composite is None:
+        raise gr.Error("draw a digit on the sketchpad first")
+    try:
+        return domain_of(model).prepare_upload(open_image(np.asarray(composite)), model.image_shape)
+    except DataError as error:
+        raise gr.Error(f"cannot use this drawing: {error}") from error
+
+
 def encoder_or_error(models: ModelCache, name):
     model = model_or_error(models, name)
     if not model.can_encode:
@@ -359,13 +385,17 @@ def encode_digit(models: ModelCache, name, digit: np.ndarray, report=None):
     """-> (the digit as the model sees it, its reconstruction, a caption with the error, the new pick).
     `report(done, total)` is told how far an iterative encoding (GAN inversion, DDIM inversion) has got."""
     model = encoder_or_error(models, name)
-    x = torch.from_numpy(np.asarray(digit, dtype=np.float32) / 255).reshape(1, 1, 28, 28)
+    if isinstance(digit, torch.Tensor):  # prepared by the model's domain: (C, H, W) in [0, 1]
+        x = digit.reshape(1, *digit.shape[-3:])
+    else:  # an MNIST-style uint8 digit (digit_from_upload)
+        x = torch.from_numpy(np.asarray(digit, dtype=np.float32) / 255).reshape(1, 1, *np.shape(digit)[-2:])
     z = model.encode(x, progress=report)
     reconstruction = model.decode(z)
     error = float((reconstruction.cpu() - x).abs().mean())
     caption = (f"{ENCODED} **{name}** ({model.encode_method}): mean absolute pixel error {error:.3f} "
-               f"({error * 255:.0f} of 255 grey levels). It is now the picked latent.")
-    return to_image(x, 8), to_image(reconstruction, 8), caption, make_pick(name, z[0], f"your digit, {name}")
+               f"({error * 255:.0f} of 255 levels). It is now the picked latent.")
+    what = "your digit" if domain_of(model).has_classes else "your image"
+    return to_image(x, 8), to_image(reconstruction, 8), caption, make_pick(name, z[0], f"{what}, {name}")
 
 
 def watched_encode(models: ModelCache, name, digit: np.ndarray):
@@ -420,7 +450,7 @@ def api_edit(models: ModelCache, model: str, seed: int, index: int, amounts: lis
         temperature: the prior's scale the grid was drawn at, from 0 to 2
         count: how many samples the grid holds, a whole number from 1 to 64 (the Sample tab's "samples")
     Returns:
-        image: the edited 28x28 image as 28 rows of 28 grey levels, 0 (black) to 255 (white)
+        image: the edited image, an image as rows of pixels: for a grey model (the shipped digits, 28x28) each pixel a grey level from 0 (black) to 255 (white), for a colour model each an [r, g, b] triple
     """
     model_obj, pick = api_pick(models, model, seed, index, temperature, count)
     directions = min(N_PRINCIPAL, len(models.directions(pick["model"]).vectors))
@@ -448,7 +478,7 @@ def api_edit_attributes(models: ModelCache, model: str, seed: int, index: int, a
         temperature: the prior's scale the grid was drawn at, from 0 to 2
         count: how many samples the grid holds, a whole number from 1 to 64 (the Sample tab's "samples")
     Returns:
-        image: the edited 28x28 image as 28 rows of 28 grey levels, 0 (black) to 255 (white)
+        image: the edited image, an image as rows of pixels: for a grey model (the shipped digits, 28x28) each pixel a grey level from 0 (black) to 255 (white), for a colour model each an [r, g, b] triple
     """
     model_obj, pick = api_pick(models, model, seed, index, temperature, count)
     directions = models.attributes(pick["model"])
@@ -551,12 +581,12 @@ def build(models: ModelCache, picked: gr.State):
 
     def encoder_of(read):
         def encode(value, name):
-            yield from watched_encode(models, name, read(value))
+            yield from watched_encode(models, name, read(models, name, value))
         return encode
 
     encodings = []
-    for button, read, value, api in ((encode_upload, digit_from_upload, upload, dict(api_name="encode")),
-                                     (encode_sketch, digit_from_drawing, sketch, dict(api_visibility="private"))):
+    for button, read, value, api in ((encode_upload, upload_for, upload, dict(api_name="encode")),
+                                     (encode_sketch, drawing_for, sketch, dict(api_visibility="private"))):
         # encoding by optimisation or DDIM inversion takes seconds to tens of seconds: the long-work lane
         encodings.append(button.click(encoder_of(read), [value, encoder], [seen, rebuilt, encoded_caption, picked], **api,
                                       **LONG_WORK))

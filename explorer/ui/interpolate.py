@@ -70,7 +70,7 @@ def api_interpolate(models: ModelCache, model: str, seed_a: int, seed_b: int, fr
         frames: how many frames, both ends included, a whole number from 2 to 64
         mode: "slerp" (spherical: every frame keeps a typical latent's length) or "lerp" (a straight line)
     Returns:
-        frames: the frames, each a 28x28 image as 28 rows of 28 grey levels, 0 (black) to 255 (white)
+        frames: the frames, each an image as rows of pixels: for a grey model (the shipped digits, 28x28) each pixel a grey level from 0 (black) to 255 (white), for a colour model each an [r, g, b] triple
     """
     model = check_choice(model, "model", models.names)
     smooth_or_error(models, model)

@@ -105,7 +105,7 @@ def api_decode(models: ModelCache, model: str, latent: list[float]) -> list[list
         model: the model's name, e.g. "vae-mnist" (/gradio_api/info lists them all)
         latent: a flat list of the model's latent size of finite numbers within +-10000 (16 for vae-mnist, 64 for the GANs, 784 for flow-mnist and ddpm-mnist; a wrong length is refused with the size)
     Returns:
-        image: the 28x28 image as 28 rows of 28 grey levels, 0 (black) to 255 (white)
+        image: an image as rows of pixels: for a grey model (the shipped digits, 28x28) each pixel a grey level from 0 (black) to 255 (white), for a colour model each an [r, g, b] triple
     """
     model = check_choice(model, "model", models.names)
     model_obj, z = picked_latent(models, {"model": model, "latent": latent}, "latent")
