@@ -95,6 +95,17 @@ def test_the_forward_process_noises_the_models_own_sample(models):
     assert (slider["maximum"], slider["value"]) == (999, 99)
 
 
+def test_the_forward_process_noises_an_upload_prepared_for_the_model(models, tmp_path):
+    Image.new("RGB", (50, 80), (250, 200, 0)).save(tmp_path / "yellow.png")
+    clean, noisy, caption, _ = denoise.forward_process(models, OWN, 0, 0, 0, str(tmp_path / "yellow.png"))
+    assert "(x_0: your upload)" in caption and colour(clean)
+    assert np.asarray(clean)[5, 5].tolist() == [250, 200, 0]  # t = 0 keeps the picture, fitted to 3x32x32
+    with pytest.raises(Exception, match="no visible digit"):  # ddpm-mnist's domain makes it MNIST-style first
+        denoise.forward_process(models, "ddpm-mnist", 0, 10, 0, str(tmp_path / "yellow.png"))
+    with pytest.raises(Exception, match="cannot use this upload: not a readable image"):
+        denoise.forward_process(models, OWN, 0, 10, 0, __file__)
+
+
 def test_compare_draws_the_opened_model_in_colour(models):
     *_, last = compare.compare(models, 0)
     grids = last[:len(models.names)]
@@ -144,6 +155,8 @@ def test_an_upload_is_encoded_in_colour_and_the_sketchpad_is_refused(models, tmp
 
 def test_views_that_cannot_serve_it_leave_it_out(models):
     assert OWN not in latent_map.mappable(models)  # DDIM inversion is not one pass, and its data is unknown
+    assert (f"**{OWN}** (encodes by DDIM inversion, not in one network pass)" in latent_map.not_mapped(models)
+            and "vae-mnist" not in latent_map.not_mapped(models))
     strip_table = denoise.clean_up(models, None, 3, 0.5, 0)[3]
     assert OWN not in strip_table  # the digit clean-up rebuilds digits with models of digits
 

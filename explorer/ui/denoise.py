@@ -20,7 +20,7 @@ import torch
 from gradio.data_classes import ImageData
 from PIL import Image
 
-from ..data import display_scale, load_mnist, to_tensor
+from ..data import DataError, display_scale, load_mnist, to_tensor
 from ..domains import domain_of
 from ..models.autoencoder import add_pixel_noise
 from .common import (LONG_WORK, MAX_SEED, check_choice, check_float, check_int, export_folder, image_view, labelled_strip,
@@ -305,9 +305,10 @@ def clean_image(models: ModelCache, name: str, index: int) -> torch.Tensor:
     return models.decode(name, model.sample_latent(1, seed=index, temperature=model.default_temperature)).cpu()
 
 
-def forward_process(models: ModelCache, name, digit, t, seed):
+def forward_process(models: ModelCache, name, digit, t, seed, upload=None):
     """-> (x_0, x_t ~ q(x_t | x_0), caption, schedule plot data: the two coefficients over t, and a vertical
-    line at the t shown)."""
+    line at the t shown). x_0 is the upload, prepared as the model's domain prepares one, if there is one; else
+    held-out image `digit` of the model's data (or its own sample, for data the explorer does not hold)."""
     model = model_or_error(models, name)
     if not model.has_forward_process:
         raise gr.Error(f"{name} has no forward noising process; choose one of: {', '.join(models.names_where('has_forward_process'))}")
@@ -315,12 +316,20 @@ def forward_process(models: ModelCache, name, digit, t, seed):
     timesteps = model.train_timesteps
     t = check_int(t, "t", 0, timesteps - 1)
     seed = check_int(seed, "seed", 0, MAX_SEED)
-    x0 = clean_image(models, name, digit).to(model.device) * 2 - 1
+    if upload is not None:
+        try:
+            picture = domain_of(model).prepare_upload(upload, model.image_shape)
+        except DataError as error:
+            raise gr.Error(f"cannot use this upload: {error}") from error
+        x0 = picture.unsqueeze(0).to(model.device) * 2 - 1
+    else:
+        x0 = clean_image(models, name, digit).to(model.device) * 2 - 1
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed)).to(model.device)
     with torch.inference_mode():
         x_t = model.q_sample(x0, torch.tensor([t], device=model.device), noise)
     abar = model.alphas_cumprod.cpu()
-    source = "" if domain_of(model).has_heldout else f" (x_0: the model's own sample, seed {digit})"
+    source = (" (x_0: your upload)" if upload is not None else "" if domain_of(model).has_heldout
+              else f" (x_0: the model's own sample, seed {digit})")
     caption = f"t = {t}: x_t = {abar[t].sqrt():.4f} · x_0 + {(1 - abar[t]).sqrt():.4f} · ε{source}"
     ts = torch.arange(timesteps)
     plot = pd.DataFrame({"t": torch.cat([ts, ts, torch.tensor([t, t])]).numpy(),
@@ -329,15 +338,15 @@ def forward_process(models: ModelCache, name, digit, t, seed):
     return to_image((x0 + 1) / 2, 6), to_image(((x_t + 1) / 2).clamp(0, 1), 6), caption, plot
 
 
-def forward_for_model(models: ModelCache, name, digit, t, seed):
+def forward_for_model(models: ModelCache, name, digit, t, seed, upload=None):
     """Another model chosen for the forward process: its t slider spans that model's own timesteps (an opened
     pipeline may have other than 1000), t kept where it fits -> (forward_process's outputs, the slider)."""
     model = model_or_error(models, name)
     if not model.has_forward_process:
-        return forward_process(models, name, digit, t, seed)  # which says why not
+        return forward_process(models, name, digit, t, seed, upload)  # which says why not
     last = model.train_timesteps - 1
     t = min(check_int(t, "t", 0, MAX_STEPS), last)
-    return (*forward_process(models, name, digit, t, seed), gr.update(maximum=last, value=t))
+    return (*forward_process(models, name, digit, t, seed, upload), gr.update(maximum=last, value=t))
 
 
 def build(models: ModelCache):
@@ -432,6 +441,7 @@ def build(models: ModelCache):
         digit = gr.Slider(0, 1999, value=0, step=1, label="held-out digit")
         t = gr.Slider(0, 999, value=250, step=1, label="t", elem_id="forward-t")
         f_seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="noise seed")
+        f_upload = gr.File(label="or noise your own image", file_types=["image"], type="filepath", elem_id="forward-upload")
     with gr.Row():
         clean = image_view(label="x_0", type="pil", height=170, width=170)
         noisy = image_view(label="x_t ~ q(x_t | x_0)", type="pil", height=170, width=170, elem_id="forward-xt")
@@ -441,11 +451,13 @@ def build(models: ModelCache):
                            color_map={SIGNAL: "#1f77b4", NOISE: "#ff7f0e", CURRENT_T: "#7f7f7f"},
                            x_title="t", y_title="coefficient", elem_id="forward-schedule", min_width=320)
     f_caption = gr.Markdown()
-    for control in (digit, t, f_seed):
-        control.change(lambda *a: forward_process(models, *a), [f_model, digit, t, f_seed], [clean, noisy, f_caption, plot],
-                       trigger_mode="always_last", show_progress="hidden", api_visibility="private")
-    f_model.change(lambda *a: forward_for_model(models, *a), [f_model, digit, t, f_seed], [clean, noisy, f_caption, plot, t],
-                   trigger_mode="always_last", show_progress="hidden", api_visibility="private")
+    for control in (digit, t, f_seed, f_upload):
+        control.change(lambda *a: forward_process(models, *a), [f_model, digit, t, f_seed, f_upload],
+                       [clean, noisy, f_caption, plot], trigger_mode="always_last", show_progress="hidden",
+                       api_visibility="private")
+    f_model.change(lambda *a: forward_for_model(models, *a), [f_model, digit, t, f_seed, f_upload],
+                   [clean, noisy, f_caption, plot, t], trigger_mode="always_last", show_progress="hidden",
+                   api_visibility="private")
 
     gr.Markdown("### Clean up a noisy digit\n" + CLEAN_UP_EXPLANATION)
     with gr.Row():

@@ -55,6 +55,23 @@ def mappable(models: ModelCache) -> list[str]:
     return [n for n in models.names_where("encode_is_fast") if domain_of(models.domain(n)).has_heldout]
 
 
+def not_mapped(models: ModelCache) -> str:
+    """A line naming the served models the map leaves out, and why (empty where it maps them all)."""
+    reasons = []
+    for name in models.names:
+        if name in mappable(models):
+            continue
+        flags = models.model_class(name)
+        if not flags.can_encode:
+            why = "it has no encoder"
+        elif not flags.encode_is_fast:
+            why = f"encodes by {flags.encode_method}, not in one network pass"
+        else:
+            why = "its data has no held-out images to place"
+        reasons.append(f"**{name}** ({why})")
+    return f"Not mapped here: {'; '.join(reasons)}." if reasons else ""
+
+
 def presets(models: ModelCache) -> list[str]:
     """The presets whose two models this server serves and can map."""
     names = mappable(models)
@@ -303,6 +320,7 @@ def panel(models: ModelCache, side: str, default):
 
 def build(models: ModelCache):
     gr.Markdown(EXPLANATION)
+    gr.Markdown(not_mapped(models), elem_id="map-not-mapped")
     names, offered = mappable(models), presets(models)
     # the first preset's pair by default (content, not a code path), else the first and last mappable models
     left_default, right_default = PRESETS[offered[0]][:2] if offered else (names[0], names[-1]) if names else (None, None)
