@@ -284,14 +284,16 @@ def test_a_stop_that_lands_as_an_encoding_ends_keeps_caption_and_pick_together(m
 def test_drawing_becomes_a_digit(models):
     canvas = np.zeros((280, 280, 4), np.uint8)  # transparent, as the sketchpad sends it
     canvas[40:240, 130:150] = (0, 0, 0, 255)  # a black stroke
-    digit = edit.digit_from_drawing({"background": None, "layers": [], "composite": canvas})
-    assert digit.max() == 255 and digit[:, :6].max() == 0
+    digit = edit.drawing_for(models, "vae-mnist", {"background": None, "layers": [], "composite": canvas})
+    assert digit.shape == (1, 28, 28) and digit.max() == 1 and digit[..., :6].max() == 0
 
 
 @pytest.mark.parametrize("upload, message", [(None, "upload an image"), (__file__, "not a readable image")])
-def test_bad_uploads_get_a_clear_message(upload, message):
+def test_bad_uploads_get_a_clear_message(models, upload, message):
     with pytest.raises(gr.Error, match=message):
-        edit.digit_from_upload(upload)
+        edit.digit_from_upload(upload)  # the digit clean-up's reader
+    with pytest.raises(gr.Error, match=message):
+        edit.upload_for(models, "vae-mnist", upload)  # the encoder's
 
 
 def test_blank_and_huge_uploads_are_refused(tmp_path):
@@ -306,9 +308,9 @@ def test_blank_and_huge_uploads_are_refused(tmp_path):
 
 
 @pytest.mark.parametrize("drawing", [None, {}, {"composite": None}, {"composite": np.zeros((50, 50, 4), np.uint8)}])
-def test_empty_drawings_get_a_clear_message(drawing):
+def test_empty_drawings_get_a_clear_message(models, drawing):
     with pytest.raises(gr.Error, match="draw a digit|blank"):
-        edit.digit_from_drawing(drawing)
+        edit.drawing_for(models, "vae-mnist", drawing)
 
 
 # --- Interpolate ----------------------------------------------------------------------------------------------

@@ -196,9 +196,9 @@ def watched_slow_move(models: ModelCache, pick, settings, control, value):
 
 def measured(models: ModelCache, name: str, image):
     """One decoded image -> (the classifier's 10 probabilities, its morphometrics as plain floats); for a model
-    whose domain has no classifier, (None, the measures any image has)."""
+    whose domain has no named edit directions, (None, the measures any image has)."""
     domain = domain_of(models.domain(name))
-    if not domain.has_classes:
+    if not domain.has_attributes:
         return None, {k: float(v[0]) for k, v in domain.measure(image).items()}
     return models.classifier().predict(image.cpu())[0][0], {k: float(v[0]) for k, v in morphometrics(image).items()}
 
@@ -274,7 +274,7 @@ def open_pick(models: ModelCache, pick):
     model, z = picked_latent(models, pick, smooth=True)
     image = models.decode(pick["model"], z)
     probs, figures = measured(models, pick["model"], image)
-    named_edits = probs is not None
+    named_edits = domain_of(model).has_attributes
     settings = fresh_settings(int(probs.argmax()) if named_edits else 0, figures, OPENING_LOCKS if named_edits else ())
     record = models.attributes(pick["model"]).record if named_edits else {}
     labels = record.get("principal_labels", [])
@@ -335,17 +335,6 @@ def digit_from_upload(upload) -> np.ndarray:
         return prepare_digit(upload)
     except DataError as error:
         raise gr.Error(f"cannot use this upload: {error}") from error
-
-
-def digit_from_drawing(drawing) -> np.ndarray:
-    """A sketchpad value ({'composite': RGBA array, ...}) -> an MNIST-style uint8 digit."""
-    composite = drawing.get("composite") if isinstance(drawing, dict) else None
-    if composite is None:
-        raise gr.Error("draw a digit on the sketchpad first")
-    try:
-        return prepare_digit(open_image(np.asarray(composite)))
-    except DataError as error:
-        raise gr.Error(f"cannot use this drawing: {error}") from error
 
 
 def upload_for(models: ModelCache, name, upload) -> torch.Tensor:
