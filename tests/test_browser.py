@@ -74,6 +74,14 @@ def pick_first_sample(page) -> None:
     page.wait_for_function("document.querySelector('#sample-picked').innerText.includes('Picked')")
 
 
+def wait_for_upload(page, selector: str, file_name: str) -> None:
+    """Until the file component `selector` lists `file_name`. Gradio sets a listed name as its stem and its
+    extension apart (so a long one can be cut short in the middle), and a text locator for the whole name once
+    waited out the hang guard with "seven" and ".png" on the page (CI, loaded): compared without whitespace."""
+    page.wait_for_function("([s, n]) => (document.querySelector(s)?.textContent || '').replace(/\\s+/g, '').includes(n)",
+                           arg=[selector, file_name])
+
+
 def watch_for(page, name: str, state: str, arg=None) -> None:
     """From now on, set `window[name]` once the JavaScript predicate `state(arg)` holds, at any change of the page.
     For a state that passes (the first model of a Compare shown, the last not yet): a wait that polls can miss it
@@ -236,7 +244,7 @@ def test_a_gan_inversion_shows_its_progress_and_stops(page, tmp_path):
     page.get_by_label("encode with", exact=True).click()
     page.get_by_role("option", name="dcgan-mnist", exact=True).click()
     page.locator("#edit-upload input[type=file]").set_input_files(str(path))
-    page.locator("#edit-upload").get_by_text("seven.png").wait_for()
+    wait_for_upload(page, "#edit-upload", "seven.png")
     page.click("#edit-encode-upload")
     page.wait_for_function("/step \\d+ of \\d+/.test(document.querySelector('#edit-encoded').innerText)")
     page.click("#edit-stop-encoding")
@@ -278,7 +286,7 @@ def test_uploading_a_digit_encodes_it(page, tmp_path):
     picture.save(path)
     open_tab(page, "Edit")
     page.locator("#edit-upload input[type=file]").set_input_files(str(path))
-    page.locator("#edit-upload").get_by_text("seven.png").wait_for()
+    wait_for_upload(page, "#edit-upload", "seven.png")
     page.click("#edit-encode-upload")
     page.wait_for_function("document.querySelector('#edit-encoded').innerText.includes('mean absolute pixel error')")
     page.wait_for_selector("#edit-rebuilt img")
@@ -303,7 +311,7 @@ def test_a_drawn_digit_is_encoded_and_a_bad_upload_is_explained(page, tmp_path):
     text = tmp_path / "notes.png"
     text.write_text("not a picture")
     page.locator("#edit-upload input[type=file]").set_input_files(str(text))
-    page.locator("#edit-upload").get_by_text("notes.png").wait_for()
+    wait_for_upload(page, "#edit-upload", "notes.png")
     page.click("#edit-encode-upload")
     page.get_by_text("not a readable image").first.wait_for()
 
