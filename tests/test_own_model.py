@@ -153,6 +153,19 @@ def test_an_upload_is_encoded_in_colour_and_the_sketchpad_is_refused(models, tmp
         edit.upload_for(models, "vae-mnist", str(tmp_path / "green.png"))
 
 
+def test_opened_models_are_fitted_in_the_background_once(pipeline_folder, tmp_path):
+    own = load_model(pipeline_folder, "cpu")
+    own.config.decode_steps = 3
+    cache = ModelCache("cpu", names=["vae-mnist"], opened={OWN: own})
+    threads = cache.fit_opened_in_background()
+    assert [t.name for t in threads] == [f"fit-{OWN}"]  # the opened model only: shipped ones ship theirs
+    fitted = cache.directions(OWN)  # a request meanwhile waits for that one fit rather than starting another
+    for thread in threads:
+        thread.join()
+    assert cache.built("directions", OWN) is fitted
+    assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == 1
+
+
 def test_views_that_cannot_serve_it_leave_it_out(models):
     assert OWN not in latent_map.mappable(models)  # DDIM inversion is not one pass, and its data is unknown
     assert (f"**{OWN}** (encodes by DDIM inversion, not in one network pass)" in latent_map.not_mapped(models)

@@ -9,6 +9,7 @@ blocks a request for a model that is already loaded."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from typing import Callable, TypeVar
 
@@ -107,6 +108,21 @@ class ModelCache:
                 found = load_directions(resolve(name)) or principal_directions(model)
             return Directions(*(t.to(model.device) for t in (found.vectors, found.explained_variance, found.scale)))
         return self._once("directions", name, make)
+
+    def fit_opened_in_background(self) -> list[threading.Thread]:
+        """Start fitting each opened model's principal directions in a thread of its own, so that they are
+        ready (or under way) before anyone opens the Edit tab on it: for a many-step decoder the fit takes
+        minutes on a CPU, and a first Edit request then waits only for what is left of it (`_once` makes it
+        one fit whoever asks). A fit found in the explorer's cache returns at once. -> the threads."""
+        def fit(name: str) -> None:
+            began = time.perf_counter()
+            self.directions(name)
+            print(f"* Principal directions of {name} ready ({time.perf_counter() - began:.0f} s)", flush=True)
+
+        threads = [threading.Thread(target=fit, args=(name,), daemon=True, name=f"fit-{name}") for name in self._opened]
+        for thread in threads:
+            thread.start()
+        return threads
 
     def attributes(self, name: str) -> AttributeDirections:
         """Named attribute directions: shipped beside the checkpoint, else fitted once on first use."""

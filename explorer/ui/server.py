@@ -309,6 +309,8 @@ def serve(argv: list[str] | None = None) -> None:
         opened = open_models(args.model, args.device)
     except OpenError as error:
         raise SystemExit(f"python app.py: {error}") from None
-    app = configure_queue(build_app(ModelCache(args.device, opened=opened)), args)
+    models = ModelCache(args.device, opened=opened)
+    app = configure_queue(build_app(models), args)
+    models.fit_opened_in_background()  # the Edit tab's principal directions, before anyone asks for them
     CacheSweeper(app, folder).start()
     app.launch(**launch_options(args), head=FRONTEND_HEAD, css=FRONTEND_CSS)
