@@ -584,6 +584,10 @@ class SharedTrainer:
         run.play_token = None
         with self.lock:
             for player in [p for p in self.players if p.run is run]:
+                # a frame drawn before the stop and not yet taken is thrown away: whoever stopped the run shows
+                # its last frame, and this older one would land on the page after it (a Pause's caption was
+                # replaced by a Play frame of an earlier step)
+                player.frame = None
                 self._drop(player)
 
     def next_frame(self, player: Player, timeout: float | None) -> tuple[np.ndarray, np.ndarray | None, str] | None:

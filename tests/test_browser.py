@@ -83,11 +83,12 @@ def wait_for_upload(page, selector: str, file_name: str) -> None:
 
 
 def watch_for(page, name: str, state: str, arg=None) -> None:
-    """From now on, set `window[name]` once the JavaScript predicate `state(arg)` holds, at any change of the page.
-    For a state that passes (the first model of a Compare shown, the last not yet): a wait that polls can miss it
-    when the page gets ahead of the polls, and would then wait for ever; this latch cannot."""
+    """From now on, set `window[name]` to what the JavaScript predicate `state(arg)` returns the first time it is
+    truthy, at any change of the page. For a state that passes (the first model of a Compare shown, the last not
+    yet; a caption a late frame replaces): a wait that polls can miss it when the page gets ahead of the polls,
+    and would then wait for ever; this latch cannot."""
     page.evaluate("""([name, state, arg]) => { window[name] = false; const holds = eval(state);
-        const check = () => { if (!window[name] && holds(arg)) window[name] = true; };
+        const check = () => { if (!window[name]) { const value = holds(arg); if (value) window[name] = value; } };
         check(); new MutationObserver(check).observe(document.body, {subtree: true, childList: true, attributes: true,
                                                                      characterData: true}); }""", [name, state, arg])
 
@@ -374,6 +375,10 @@ def test_compare_shows_every_family(page):
         assert f"\t{family}\t" in table or f" {family} " in table, table
 
 
+PAUSED_STEP = """() => { const text = document.querySelector('#play-caption')?.innerText || '';
+    return text.includes('Paused') && text.match(/step (\\d+)/)[1]; }"""
+
+
 def playground_step(page) -> int:
     text = page.inner_text("#play-caption")
     return int(text.split("step ")[1].split()[0]) if "step " in text else -1
@@ -386,12 +391,11 @@ def test_the_playground_plays_pauses_and_steps(page):
     page.click("#play-play")
     page.wait_for_function("document.querySelector('#play-caption').innerText.match(/step (\\d+)/)?.[1] > 100")
     assert image_src(page, "#play-plane") != first  # the points moved
+    watch_for(page, "paused", PAUSED_STEP)
     page.click("#play-pause")
-    # Pause's own frame says where the run stopped (read in the same check: a frame Play had already sent can
-    # still land after it, showing an earlier step, never a later one, since Pause waits for the update in hand)
-    paused = int(page.wait_for_function("""() => {
-        const text = document.querySelector('#play-caption').innerText;
-        return text.includes('Paused') && text.match(/step (\\d+)/)[1]; }""").json_value())
+    # Pause's own frame says where the run stopped: latched, since a frame Play had already sent can still land
+    # after it (showing an earlier step, never a later one: Pause waits for the update in hand)
+    paused = int(page.wait_for_function("window.paused").json_value())
     page.click("#play-step")
     page.wait_for_function(f"document.querySelector('#play-caption').innerText.match(/step (\\d+)/)?.[1] > {paused}")
     assert playground_step(page) == paused + 10  # one Step's updates and no more: nothing trained while paused

@@ -239,6 +239,19 @@ def test_a_new_run_ends_the_play_of_the_old_one():
         next(frames)
 
 
+def test_a_stopped_play_is_handed_no_frame_drawn_before_the_stop():
+    """Pause's frame is the last a paused Play shows: one the trainer drew before the stop, not yet taken, is
+    thrown away (handed out, it landed on the page after Pause's and took its "Paused" away)."""
+    trainer = SharedTrainer()
+    run = Playground(Settings("GAN", "two moons", seed=0))
+    token = run.play_token = object()
+    player = trainer.join(run, token)
+    with trainer.lock:
+        player.ready.wait_for(lambda: player.frame is not None)  # drawn, and not taken
+    trainer.stop(run)
+    assert player.done and trainer.next_frame(player, timeout=None) is None
+
+
 def test_an_abandoned_play_is_dropped():
     """A Play that stops taking frames without being closed (a generator Gradio dropped) loses its turns."""
     trainer = SharedTrainer(abandoned_s=0.0)

@@ -12,7 +12,8 @@ import pytest
 
 from conftest import running_app
 from explorer.ui.playground import STEP_UPDATES
-from test_browser import TIMEOUT_MS, app_url, browser, image_src, open_tab, page, wait_src_change  # noqa: F401 (fixtures)
+from test_browser import (PAUSED_STEP, TIMEOUT_MS, app_url, browser, image_src, open_tab, page,  # noqa: F401 (fixtures)
+                          wait_src_change, watch_for)
 
 STEP = "document.querySelector('#play-caption').innerText.match(/step (\\d+)/)"
 QUEUED = "document.querySelector('#play-plane').innerText.includes('queue')"
@@ -94,8 +95,9 @@ def test_a_paused_player_holds_no_place(browser, one_seat_url):  # noqa: F811
         wait_step_above(first, 0)
         second.click("#play-play")
         second.wait_for_function(QUEUED)
+        watch_for(first, "paused", PAUSED_STEP)
         first.click("#play-pause")
-        first.wait_for_function("document.querySelector('#play-caption').innerText.includes('Paused')")
+        first.wait_for_function("window.paused")
         wait_step_above(second, 0)  # the paused tab is still open, and holds nothing
     finally:
         for each in (first, second):
@@ -114,8 +116,9 @@ def test_a_play_at_its_limit_says_so_and_play_goes_on(browser, capped_url):  # n
         assert at > 0
         page.click("#play-play")  # the same run goes on from where the limit stopped it
         assert wait_step_above(page, at) > at
+        watch_for(page, "paused", PAUSED_STEP)
         page.click("#play-pause")
-        page.wait_for_function("document.querySelector('#play-caption').innerText.includes('Paused')")
+        page.wait_for_function("window.paused")
     finally:
         page.context.close()
 
@@ -142,10 +145,9 @@ def test_the_mode_collapse_preset_sets_the_controls_and_plays(page):  # noqa: F8
     assert page.input_value("#play-data input") == "two separated modes"
     assert page.input_value("#play-seed input") == "2"
     page.click("#play-play")  # a second press while it plays (the teacher's) starts no second loop:
+    watch_for(page, "paused", PAUSED_STEP)
     page.click("#play-pause")  # one Pause stops it all
-    paused = page.wait_for_function("""() => { const text = document.querySelector('#play-caption').innerText;
-        return text.includes('Paused') && text; }""").json_value()
-    at = int(paused.split("step ")[1].split()[0])
+    at = int(page.wait_for_function("window.paused").json_value())
     page.click("#play-step")  # nothing else trains this run: a Step moves it by exactly its updates
     stepped = wait_step_above(page, at)
     assert stepped == at + STEP_UPDATES, (at, stepped)
