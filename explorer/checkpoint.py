@@ -36,10 +36,16 @@ def weights_sha256(folder: str | Path) -> str:
     path = Path(folder) / WEIGHTS_FILE
     if not path.is_file():
         raise CheckpointError(f"{Path(folder).name} has no {WEIGHTS_FILE}")
+    return files_sha256([path])
+
+
+def files_sha256(paths: list[Path]) -> str:
+    """One sha256 over the bytes of these files, in order, read a megabyte at a time."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    for path in paths:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 

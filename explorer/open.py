@@ -15,7 +15,6 @@ refuses code."""
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import pickle
@@ -26,7 +25,7 @@ from pathlib import Path
 import torch
 
 from .base import LatentModel, pick_device
-from .checkpoint import CHECKPOINTS_DIR, CONFIG_FILE, CheckpointError, list_models, load_checkpoint
+from .checkpoint import CHECKPOINTS_DIR, CONFIG_FILE, CheckpointError, files_sha256, list_models, load_checkpoint
 
 PIPELINES = ("DDPMPipeline", "DDIMPipeline")
 SCHEDULERS = ("DDPMScheduler", "DDIMScheduler")
@@ -162,18 +161,9 @@ def open_pipeline(folder: Path, device=None, source: str = "") -> LatentModel:
                                    scheduler=scheduler_config, source=name)
     with torch.inference_mode(False):
         model = OpenedDiffusion(config, unet)
+    # what directions fitted to it are filed under (latent.cached_principal_directions)
     model.weights_id = files_sha256(sorted((folder / "unet").glob(f"{WEIGHTS_STEM}*")))
     return model.to(pick_device(device)).eval()
-
-
-def files_sha256(paths: list[Path]) -> str:
-    """One sha256 over the bytes of these files: what directions fitted to an opened model are filed under."""
-    digest = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def open_adapter(spec: str, device=None) -> LatentModel:

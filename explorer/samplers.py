@@ -97,7 +97,7 @@ def denoise(predict: Predict, x: torch.Tensor, config: dict, sampler: str = "ddi
             out = scheduler.step(output, t, x, generator=generator)
         x = out.prev_sample
         yield Transition(index, len(timesteps), t, prev_t, x, out.pred_original_sample,
-                         coefficients(scheduler, t, prev_t, eta if sampler == "ddim" else 1.0))
+                         coefficients(scheduler, t, prev_t, eta))
 
 
 def ddim(predict: Predict, x: torch.Tensor, config: dict, steps: int) -> torch.Tensor:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from explorer.domains import domain_of
 from explorer.ui import build_app, compare, denoise, edit, interpolate, sample
 from explorer.ui.common import make_pick
 from explorer.ui.models import ModelCache
@@ -428,7 +429,7 @@ def test_denoising_autoencoder_cleans_a_noisy_digit_best():
 def test_clean_up_takes_an_upload_and_refuses_bad_input(tmp_path):
     models = ModelCache("cpu", names=["dae-mnist"])
     path = tmp_path / "digit.png"
-    Image.fromarray((np.asarray(denoise.heldout_digits()[5, 0]) * 255).astype(np.uint8)).save(path)
+    Image.fromarray((np.asarray(domain_of("digits").heldout()[5, 0]) * 255).astype(np.uint8)).save(path)
     _, _, strip, table = denoise.clean_up(models, str(path), 0, 0.3, 1)
     assert table.startswith("your upload") and strip.width == 28 * 4 + 8
     (tmp_path / "notes.txt").write_text("not an image")

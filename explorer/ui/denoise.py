@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import io
 import time
-from functools import lru_cache
 
 import gradio as gr
 import imageio.v3 as iio
@@ -20,7 +19,7 @@ import torch
 from gradio.data_classes import ImageData
 from PIL import Image
 
-from ..data import DataError, display_scale, load_mnist, to_tensor
+from ..data import DataError, display_scale
 from ..domains import domain_of
 from ..models.autoencoder import add_pixel_noise
 from .common import (LONG_WORK, MAX_SEED, check_choice, check_float, check_int, export_folder, image_view, labelled_strip,
@@ -270,7 +269,7 @@ def clean_up(models: ModelCache, upload, digit, noise, seed):
         source = "your upload"
     else:
         index = check_int(digit, "held-out digit", 0, 1999)
-        clean, source = heldout_digits()[index : index + 1], f"held-out digit {index}"
+        clean, source = domain_of("digits").heldout()[index : index + 1], f"held-out digit {index}"
     noisy = add_pixel_noise(clean, noise, torch.Generator().manual_seed(seed))
     rebuilds, errors = [], {}
     for name in models.names_where("encode_is_fast"):
@@ -288,11 +287,6 @@ def clean_up(models: ModelCache, upload, digit, noise, seed):
              f"digit on average; closest rebuild: **{best}**.\n\n| model | family | mean error vs clean (of 255) |\n"
              f"|---|---|---|\n{rows}")
     return to_image(clean, 6), to_image(noisy, 6), strip, table
-
-
-@lru_cache(maxsize=1)
-def heldout_digits() -> torch.Tensor:
-    return to_tensor(load_mnist("heldout").images)
 
 
 def clean_image(models: ModelCache, name: str, index: int) -> torch.Tensor:
