@@ -166,7 +166,7 @@ def main() -> None:
             for turn in range(args.turns + 1):  # turn 0 warms up: the first moves load each model's directions
                 for what, tab in pages.items():
                     tab.bring_to_front()
-                    moves = slider_moves(tab, args.moves, "#edit-slider-0" if tab is bare_page else "#edit-thickness",
+                    moves = slider_moves(tab, args.moves, "#edit-slider-0" if tab is bare_page else "#edit-slot-0",
                                          first=turn * args.moves)
                     if turn:
                         times[what] += moves

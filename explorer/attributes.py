@@ -1,11 +1,15 @@
-"""Named latent attributes: what a digit image measures, which latent direction moves each measure, and
-edits along those directions with locks.
+"""Named latent attributes: what an image measures, which latent direction moves each measure, and edits
+along those directions with locks.
 
     import explorer
     figures = explorer.measure(images)            # images (N, 1, 28, 28) in [0, 1]; figures["thickness"] (N,)
     z2 = explorer.edit(model, z, {"thickness": 1.0}, lock=("slant",))   # +1 = one standard deviation
 
-Measures: Morpho-MNIST morphometrics (Castro et al. 2019, Section 3.1): stroke thickness, slant, width,
+The fitting and the edits are the same for every domain; what is measured is the model's domain's
+(`Measures`, from `domain.edit_measures`): for the digits the measures below and the classifier's ten digits,
+for a model whose data the explorer does not know the measures any image has (explorer.domains.generic).
+
+Digit measures: Morpho-MNIST morphometrics (Castro et al. 2019, Section 3.1): stroke thickness, slant, width,
 height and area from the binarised digit, plus the shipped classifier's digit probabilities.
 
 Units: thickness, width and height in pixels; slant in degrees, positive when the digit leans right; area in
@@ -19,6 +23,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -27,7 +32,7 @@ from scipy.spatial import cKDTree
 from skimage.morphology import skeletonize
 
 from .checkpoint import CheckpointError
-from .latent import check_fitted_for, fitted_for
+from .latent import cached_fit, check_fitted_for, fitted_for, partial_path
 from .metrics import load_classifier
 
 ATTRIBUTES = ("thickness", "slant", "width", "height", "area")
@@ -35,6 +40,77 @@ UNITS = {"thickness": "px", "slant": "deg", "width": "px", "height": "px", "area
 THRESHOLD = 0.5   # binarisation level, as in Morpho-MNIST
 UPSCALE = 2       # measured on a 2x upscaled image: thickness at 28x28 alone is too coarse (Morpho-MNIST uses 4)
 BOUND_FRAC = 0.02  # width and height ignore this share of ink at each end, so a stray pixel does not count
+
+
+@dataclass(frozen=True)
+class Measures:
+    """What a domain's images are measured by for named edits: the continuous measures `names` (in `units`),
+    those the Edit tab offers sliders for (the rest are read out only), and, for a domain with classes, the
+    class names ("digit 0", ...), each read as the domain classifier's log-odds in a column after the
+    continuous ones (the scale a linear classifier fits). A measure in `circular` is an angle with that period
+    (hue, 360 degrees): its differences are taken the short way round."""
+
+    names: tuple[str, ...]
+    units: dict
+    sliders: tuple[str, ...]
+    continuous: Callable  # images (N, C, H, W) in [0, 1] -> {name: (N,) floats}, no classifier
+    classes: tuple[str, ...] = ()
+    circular: dict = field(default_factory=dict)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (*self.names, *self.classes)
+
+    def table(self, images, classifier=None, columns=None) -> np.ndarray:
+        """(N, len(columns)) of the measures in `columns` (indices into `self.columns`; None: all), with the
+        classifier run only when a class's column is asked for: a lock on slant needs the morphometrics alone,
+        and the classifier was half of each measure (a locked edit fell from 4.7 to 3.0 ms on this CPU)."""
+        columns = list(range(len(self.columns)) if columns is None else columns)
+        figures = self.continuous(images)
+        out = np.zeros((len(images), len(columns)))
+        wanted = [k for k, c in enumerate(columns) if c >= len(self.names)]
+        if wanted:
+            probs = np.clip(self.probabilities(images, classifier), 1e-6, 1 - 1e-6)
+            log_odds = np.log(probs) - np.log1p(-probs)
+            for k in wanted:
+                out[:, k] = log_odds[:, columns[k] - len(self.names)]
+        for k, c in enumerate(columns):
+            if c < len(self.names):
+                out[:, k] = figures[self.names[c]]
+        return out
+
+    def probabilities(self, images, classifier=None) -> np.ndarray:
+        """(N, classes) the domain classifier's probabilities, run where the images are."""
+        if classifier is None:
+            classifier = load_classifier(images.device if isinstance(images, torch.Tensor) else "cpu")
+        tensor = torch.as_tensor(_as_array(images)).unsqueeze(1)
+        return classifier.predict(tensor)[0].numpy().astype(np.float64)
+
+    def read_class(self, images, classifier=None) -> np.ndarray:
+        """The class the classifier reads in each image."""
+        return self.probabilities(images, classifier).argmax(axis=1)
+
+    def difference(self, a: np.ndarray, b: np.ndarray, columns=None) -> np.ndarray:
+        """a - b for table columns `columns` (None: all), circular measures the short way round."""
+        columns = list(range(len(self.columns)) if columns is None else columns)
+        change = np.asarray(a, np.float64) - np.asarray(b, np.float64)
+        for k, c in enumerate(columns):
+            period = self.circular.get(self.columns[c])
+            if period:
+                change[..., k] = (change[..., k] + period / 2) % period - period / 2
+        return change
+
+    def centred(self, table: np.ndarray) -> np.ndarray:
+        """The table with each circular column as the deviation from its circular mean, so that its spread
+        and a regression on it mean what they do for a linear measure."""
+        table = table.copy()
+        for c, name in enumerate(self.columns):
+            period = self.circular.get(name)
+            if period:
+                angle = table[:, c] * (2 * math.pi / period)
+                mean = math.atan2(np.sin(angle).mean(), np.cos(angle).mean()) * period / (2 * math.pi)
+                table[:, c] = self.difference(table[:, c:c + 1], np.full((len(table), 1), mean), [c])[:, 0]
+        return table
 
 
 def _as_array(images) -> np.ndarray:
@@ -117,12 +193,8 @@ def measure(images, classifier=None) -> dict[str, np.ndarray]:
     ("digit", (N,)). `classifier` defaults to the shipped MNIST classifier on the images' own device (the CPU
     for numpy arrays): the classifier runs where the images are, never on a GPU the caller did not choose."""
     figures = morphometrics(images)
-    if classifier is None:
-        classifier = load_classifier(images.device if isinstance(images, torch.Tensor) else "cpu")
-    tensor = torch.as_tensor(_as_array(images)).unsqueeze(1)
-    probs = classifier.predict(tensor)[0].numpy().astype(np.float64)
-    figures["probs"] = probs
-    figures["digit"] = probs.argmax(axis=1)
+    figures["probs"] = DIGIT_MEASURES.probabilities(images, classifier)
+    figures["digit"] = figures["probs"].argmax(axis=1)
     return figures
 
 
@@ -131,6 +203,9 @@ def measure(images, classifier=None) -> dict[str, np.ndarray]:
 
 SLIDERS = ("thickness", "slant", "width", "height")  # the continuous attributes the Edit tab offers
 DIGITS = tuple(f"digit {k}" for k in range(10))        # "toward digit k": a linear classifier per digit
+# the digits domain's measures (explorer.domains.digits serves them): the five morphometrics, four of them sliders,
+# then the log-odds of each digit
+DIGIT_MEASURES = Measures(ATTRIBUTES, UNITS, SLIDERS, morphometrics, DIGITS)
 ATTRIBUTES_FILE, ATTRIBUTES_RECORD = "attributes.safetensors", "attributes.json"
 MIN_ALIGNMENT = 0.1  # a locked edit keeps at least this much of its own direction, else it is refused
 # A measured slope is usable (for the calibrated step, and as a lock's Newton step) when
@@ -172,22 +247,6 @@ class AttributeDirections:
         return AttributeDirections(self.names, self.vectors.to(device), self.step.to(device), self.record)
 
 
-def attribute_table(figures: dict[str, np.ndarray]) -> np.ndarray:
-    """(N, 15): the five morphometrics, then the log-odds of each digit (the scale a linear classifier fits)."""
-    probs = np.clip(figures["probs"], 1e-6, 1 - 1e-6)
-    return np.concatenate([np.stack([figures[a] for a in ATTRIBUTES], 1), np.log(probs) - np.log1p(-probs)], 1)
-
-
-def table_columns(images, columns: list[int], classifier=None) -> np.ndarray:
-    """attribute_table(measure(images))[:, columns], with the classifier run only when a digit's column is asked
-    for: a lock on slant or thickness needs the morphometrics alone, and the classifier was half of each
-    measure (a locked edit, three measures, fell from 4.7 to 3.0 ms on this CPU)."""
-    if all(c < len(ATTRIBUTES) for c in columns):
-        figures = morphometrics(images)
-        return np.stack([figures[ATTRIBUTES[c]] for c in columns], 1)
-    return attribute_table(measure(images, classifier))[:, columns]
-
-
 def _ridge(z: np.ndarray, y: np.ndarray, penalty: float) -> np.ndarray:
     gram = z.T @ z
     return np.linalg.solve(gram + penalty * np.trace(gram) / len(gram) * np.eye(len(gram)), z.T @ y)
@@ -209,14 +268,15 @@ def _fit_linear(z: np.ndarray, y: np.ndarray, train: np.ndarray) -> tuple[np.nda
     return w, best[1], best[2]
 
 
-def _fit_digits(z: np.ndarray, digits: np.ndarray, train: np.ndarray, iterations: int = 200) -> tuple[np.ndarray, float]:
-    """A linear classifier per digit (one-vs-rest logistic regression with a small L2 penalty, as
-    InterFaceGAN fits a linear SVM per attribute). Returns weights (d, 10) and held-out accuracy of the
-    10-way argmax against the digit the classifier reads."""
+def _fit_classes(z: np.ndarray, classes: np.ndarray, count: int, train: np.ndarray,
+                 iterations: int = 200) -> tuple[np.ndarray, float]:
+    """A linear classifier per class (one-vs-rest logistic regression with a small L2 penalty, as
+    InterFaceGAN fits a linear SVM per attribute). Returns weights (d, count) and held-out accuracy of the
+    argmax against the class the domain classifier reads."""
     zt = torch.as_tensor(z, dtype=torch.float64)
-    targets = torch.nn.functional.one_hot(torch.as_tensor(digits), 10).double()
-    weights = torch.zeros(z.shape[1], 10, dtype=torch.float64, requires_grad=True)
-    bias = torch.zeros(10, dtype=torch.float64, requires_grad=True)
+    targets = torch.nn.functional.one_hot(torch.as_tensor(classes), count).double()
+    weights = torch.zeros(z.shape[1], count, dtype=torch.float64, requires_grad=True)
+    bias = torch.zeros(count, dtype=torch.float64, requires_grad=True)
     optimizer = torch.optim.LBFGS([weights, bias], max_iter=iterations, line_search_fn="strong_wolfe")
     mask = torch.as_tensor(train)
 
@@ -229,19 +289,27 @@ def _fit_digits(z: np.ndarray, digits: np.ndarray, train: np.ndarray, iterations
 
     optimizer.step(closure)
     with torch.no_grad():
-        accuracy = float(((zt[~mask] @ weights + bias).argmax(1) == torch.as_tensor(digits)[~mask]).double().mean())
+        accuracy = float(((zt[~mask] @ weights + bias).argmax(1) == torch.as_tensor(classes)[~mask]).double().mean())
     return weights.detach().numpy(), accuracy
+
+
+def measures_of(model) -> Measures:
+    """The measures of the model's domain for images of its shape (explorer.domains)."""
+    from .domains import domain_of
+
+    return domain_of(model).edit_measures(tuple(model.image_shape))
 
 
 def fit_directions(model, samples: int = 2000, seed: int = 0, calibration: int = 100, classifier=None,
                    principal=None) -> AttributeDirections:
-    """Attribute directions for any family, all fitted the same way:
+    """Attribute directions for any family and any domain (`measures_of(model)`), all fitted the same way:
 
     1. draw latents from the prior (x_T for diffusion, the exact latent for a flow), decode and measure them;
-    2. fit a linear classifier per digit on the digit the classifier reads; then regress each morphometric
-       on the latent within each digit and off the digit classifiers' span (ridge, penalty chosen on a
-       held-out fifth, whose within-digit R^2 is recorded), so style edits keep the digit; each weight
-       vector, normalised, is that attribute's direction (InterFaceGAN's normal to the separating plane);
+    2. where the domain has classes, fit a linear classifier per class (digit) on the class the classifier
+       reads; then regress each continuous measure on the latent within each class and off the class
+       classifiers' span (ridge, penalty chosen on a held-out fifth, whose within-class R^2 is recorded), so
+       style edits keep the digit; each weight vector, normalised, is that attribute's direction (InterFaceGAN's
+       normal to the separating plane). A domain without classes regresses on the whole latent;
     3. calibrate: move `calibration` fresh latents a small distance each way along each direction, decode,
        measure, and set the step so +1 moves the attribute by one standard deviation of it over step 1's
        samples, as measured rather than as the linear fit predicts;
@@ -249,32 +317,45 @@ def fit_directions(model, samples: int = 2000, seed: int = 0, calibration: int =
        below zero), +1 steps the other way, so +1 always moves the attribute up. Where the slope is below the
        usable floor (`usable_slope`: too shallow, or its sign within the probes' noise) the step stays at the
        probe distance along the fit's own direction, recorded as not calibrated (and then no lock divides by it);
-    4. name each principal direction (if given) by the attribute whose measure its score correlates with most."""
-    classifier = classifier or load_classifier(model.device)
+    4. name each principal direction (if given) by the attribute whose measure its score correlates with most.
+    A circular measure (hue) is taken as its deviation from its circular mean, and its changes the short way."""
+    measures = measures_of(model)
+    continuous = len(measures.names)
+    if measures.classes:
+        classifier = classifier or load_classifier(model.device)
     z = model.sample_latent(samples, seed=seed, temperature=model.default_temperature).cpu()  # 1.
-    figures = measure(model.decode_in_batches(z), classifier)
-    table = attribute_table(figures)
-    names = list(ATTRIBUTES) + list(DIGITS)
+    table = measures.centred(measures.table(model.decode_in_batches(z), classifier))
+    names = list(measures.columns)
     z_flat = z.flatten(1).double().numpy()
     train = np.random.default_rng(seed).random(samples) < 0.8
-    w_digit, digit_accuracy = _fit_digits(z_flat, figures["digit"], train)
-    # style directions keep the digit: regress within each digit (latents and measures centred on their own
-    # digit's means) on the latent with the digit classifiers' span removed, so the fit cannot thicken a 1 by
-    # turning it into a 0; only what the latent holds besides identity is used
-    digit_basis = np.linalg.qr(w_digit)[0]
-    z_style = z_flat - (z_flat @ digit_basis) @ digit_basis.T
-    table_within = table[:, :len(ATTRIBUTES)].copy()
-    for digit in range(10):
-        members = figures["digit"] == digit
-        if members.any():
-            z_style[members] -= z_style[members].mean(0)
-            table_within[members] -= table_within[members].mean(0)
+    z_style, table_within = z_flat - z_flat.mean(0), table[:, :continuous] - table[:, :continuous].mean(0)
+    record = {}
+    if measures.classes:
+        read = table[:, continuous:].argmax(1)  # log-odds order as the probabilities do
+        w_class, class_accuracy = _fit_classes(z_flat, read, len(measures.classes), train)
+        # style directions keep the class: regress within each class (latents and measures centred on their own
+        # class's means) on the latent with the class classifiers' span removed, so the fit cannot thicken a 1 by
+        # turning it into a 0; only what the latent holds besides identity is used
+        class_basis = np.linalg.qr(w_class)[0]
+        z_style = z_flat - (z_flat @ class_basis) @ class_basis.T
+        table_within = table[:, :continuous].copy()
+        for k in range(len(measures.classes)):
+            members = read == k
+            if members.any():
+                z_style[members] -= z_style[members].mean(0)
+                table_within[members] -= table_within[members].mean(0)
+        record = {"digit_heldout_accuracy": class_accuracy,
+                  "class_shares": np.bincount(read, minlength=len(measures.classes)).tolist()}
     w_cont, penalty, r2 = _fit_linear(z_style, table_within, train)  # 2.
-    w_cont -= digit_basis @ (digit_basis.T @ w_cont)  # exactly off the digit span (ridge leaves rounding)
-    weights = np.concatenate([w_cont, w_digit], 1).T  # (15, d)
+    if measures.classes:
+        w_cont -= class_basis @ (class_basis.T @ w_cont)  # exactly off the class span (ridge leaves rounding)
+        weights = np.concatenate([w_cont, w_class], 1).T  # (continuous + classes, d)
+    else:
+        weights = w_cont.T
     sd = table.std(0)
-    # an attribute that never varies over the samples (a digit the model never draws) gets no direction
-    fitted = (np.linalg.norm(weights, axis=1) > 1e-9) & (sd > 1e-9)
+    # an attribute that never varies over the samples (a digit the model never draws, the height of a shape that
+    # only moves sideways) gets no direction: a spread at float32's rounding of the measure is no variation
+    fitted = (np.linalg.norm(weights, axis=1) > 1e-9) & (sd > 1e-6 * (1 + np.abs(table.mean(0))))
     weights[~fitted] = 0
     vectors = torch.as_tensor(weights / np.linalg.norm(weights, axis=1, keepdims=True).clip(1e-12), dtype=torch.float32)
 
@@ -292,9 +373,9 @@ def fit_directions(model, samples: int = 2000, seed: int = 0, calibration: int =
         if not fitted[i]:
             continue
         offset = float(trial[i]) * vector.reshape(1, *model.latent_shape)
-        up = attribute_table(measure(model.decode_in_batches(probe + offset), classifier))[:, i]
-        down = attribute_table(measure(model.decode_in_batches(probe - offset), classifier))[:, i]
-        per_probe = (up - down) / (2 * trial[i])
+        up = measures.table(model.decode_in_batches(probe + offset), classifier, [i])
+        down = measures.table(model.decode_in_batches(probe - offset), classifier, [i])
+        per_probe = measures.difference(up, down, [i])[:, 0] / (2 * trial[i])
         slopes[i] = float(per_probe.mean())
         if len(per_probe) > 1:
             slope_se[i] = float(per_probe.std(ddof=1) / math.sqrt(len(per_probe)))
@@ -303,17 +384,16 @@ def fit_directions(model, samples: int = 2000, seed: int = 0, calibration: int =
     record = {
         "samples": samples, "seed": seed, "calibration": calibration, "ridge_penalty": penalty,
         "weights_sha256": fitted_for(model), "prior_radius": radius,
-        "attributes": {name: {"sd": float(sd[i]), "unit": UNITS.get(name, "log-odds"), "fitted": bool(fitted[i]),
+        "attributes": {name: {"sd": float(sd[i]), "unit": measures.units.get(name, "log-odds"), "fitted": bool(fitted[i]),
                               "measured_slope": float(slopes[i]),
                               "measured_slope_se": float(slope_se[i]) if np.isfinite(slope_se[i]) else None,
                               "step": float(step[i]), "calibrated": bool(calibrated[i]),
-                              **({"heldout_r2": float(r2[i])} if i < len(ATTRIBUTES) else {})}
+                              **({"heldout_r2": float(r2[i])} if i < continuous else {})}
                        for i, name in enumerate(names)},
-        "digit_heldout_accuracy": digit_accuracy,
-        "class_shares": np.bincount(figures["digit"], minlength=10).tolist(),
+        **record,
     }
     if principal is not None:  # 4.
-        record["principal_labels"] = label_directions(principal.vectors, z, table[:, :len(ATTRIBUTES)])
+        record["principal_labels"] = label_directions(principal.vectors.cpu(), z, table[:, :continuous], measures.names)
     return AttributeDirections(names, vectors.reshape(len(names), *model.latent_shape),
                                torch.as_tensor(step, dtype=torch.float32), record)
 
@@ -327,24 +407,27 @@ def usable_slope(slope: float, sd: float, radius: float, se: float | None = None
     return se is None or abs(slope) >= SIGN_SE * se
 
 
-def label_directions(vectors: torch.Tensor, z: torch.Tensor, morphometrics_table: np.ndarray) -> list[dict]:
-    """For each direction, the morphometric its latent score correlates with most (Pearson r, signed)."""
+def label_directions(vectors: torch.Tensor, z: torch.Tensor, measures_table: np.ndarray,
+                     names=ATTRIBUTES) -> list[dict]:
+    """For each direction, the measure (a column of `measures_table`, named by `names`) its latent score
+    correlates with most (Pearson r, signed)."""
     scores = z.flatten(1).double().numpy() @ vectors.flatten(1).double().numpy().T
     labels = []
     for column in scores.T:
-        r = np.array([np.corrcoef(column, morphometrics_table[:, j])[0, 1] for j in range(len(ATTRIBUTES))])
-        r = np.nan_to_num(r)
+        with np.errstate(invalid="ignore", divide="ignore"):  # a measure that never varies correlates with nothing
+            r = np.nan_to_num(np.array([np.corrcoef(column, measures_table[:, j])[0, 1] for j in range(len(names))]))
         best = int(np.abs(r).argmax())
-        labels.append({"attribute": ATTRIBUTES[best], "r": float(r[best]),
-                       "all": {a: float(v) for a, v in zip(ATTRIBUTES, r)}})
+        labels.append({"attribute": names[best], "r": float(r[best]), "all": {a: float(v) for a, v in zip(names, r)}})
     return labels
 
 
 ATTRIBUTES_COMMAND = "python -m explorer.attributes"
 
 
-def save_attribute_directions(directions: AttributeDirections, folder) -> None:
-    """Write attributes.safetensors and attributes.json; the record names the weights they were fitted for."""
+def save_attribute_directions(directions: AttributeDirections, folder,
+                              file_names: tuple[str, str] = (ATTRIBUTES_FILE, ATTRIBUTES_RECORD)) -> None:
+    """Write attributes.safetensors and attributes.json (or `file_names`); the record names the weights they
+    were fitted for."""
     from safetensors.torch import save_file
 
     if directions.record.get("weights_sha256") is None:
@@ -352,27 +435,56 @@ def save_attribute_directions(directions: AttributeDirections, folder) -> None:
                          "which weights they belong to, so they are not saved beside any")
     folder = Path(folder)
     save_file({"vectors": directions.vectors.contiguous().cpu(), "step": directions.step.cpu()},
-              str(folder / ATTRIBUTES_FILE))
-    (folder / ATTRIBUTES_RECORD).write_text(json.dumps({"names": directions.names, **directions.record}, indent=1) + "\n")
+              str(folder / file_names[0]))
+    (folder / file_names[1]).write_text(json.dumps({"names": directions.names, **directions.record}, indent=1) + "\n")
+
+
+def _read_attribute_files(folder: Path) -> tuple[dict, dict] | None:
+    from safetensors.torch import load_file
+
+    if not (folder / ATTRIBUTES_FILE).is_file() or not (folder / ATTRIBUTES_RECORD).is_file():
+        return None
+    return json.loads((folder / ATTRIBUTES_RECORD).read_text()), load_file(str(folder / ATTRIBUTES_FILE))
+
+
+def _directions_from(folder: Path, record: dict, tensors: dict) -> AttributeDirections:
+    names = record.pop("names")
+    if tensors["vectors"].shape[0] != len(names) or tensors["step"].shape != (len(names),):
+        raise CheckpointError(f"{ATTRIBUTES_FILE} of {folder.name} does not match its {ATTRIBUTES_RECORD}: refit "
+                              f"with {ATTRIBUTES_COMMAND} {folder.name}")
+    return AttributeDirections(names, tensors["vectors"], tensors["step"], record)
 
 
 def load_attribute_directions(folder) -> AttributeDirections | None:
     """The attribute directions shipped beside the checkpoint in `folder`, None where there are none; refused
     (CheckpointError, saying what to run) where they were fitted for other weights or do not say which
     (files from before the hash was recorded: see latent.check_fitted_for)."""
-    from safetensors.torch import load_file
-
     folder = Path(folder)
-    if not (folder / ATTRIBUTES_FILE).is_file() or not (folder / ATTRIBUTES_RECORD).is_file():
+    found = _read_attribute_files(folder)
+    if found is None:
         return None
-    record = json.loads((folder / ATTRIBUTES_RECORD).read_text())
+    record, tensors = found
     check_fitted_for(folder, record.get("weights_sha256"), "the attribute directions", ATTRIBUTES_COMMAND)
-    tensors = load_file(str(folder / ATTRIBUTES_FILE))
-    names = record.pop("names")
-    if tensors["vectors"].shape[0] != len(names) or tensors["step"].shape != (len(names),):
-        raise CheckpointError(f"{ATTRIBUTES_FILE} of {folder.name} does not match its {ATTRIBUTES_RECORD}: refit "
-                              f"with {ATTRIBUTES_COMMAND} {folder.name}")
-    return AttributeDirections(names, tensors["vectors"], tensors["step"], record)
+    return _directions_from(folder, record, tensors)
+
+
+def cached_attribute_directions(model, samples: int = 2000, calibration: int = 100, principal=None) -> AttributeDirections:
+    """fit_directions of a model opened from elsewhere, fitted once per weights and kept in the explorer's own
+    cache, never the model's folder (see latent.cached_fit)."""
+    def read(folder: Path, key: str) -> AttributeDirections | None:
+        found = _read_attribute_files(folder)
+        if found is None or found[0].get("weights_sha256") != key:
+            return None
+        return _directions_from(folder, *found)
+
+    def write(directions: AttributeDirections, folder: Path) -> None:
+        partial = [partial_path(folder, name) for name in (ATTRIBUTES_FILE, ATTRIBUTES_RECORD)]
+        save_attribute_directions(directions, folder, tuple(p.name for p in partial))
+        for path, name in zip(partial, (ATTRIBUTES_FILE, ATTRIBUTES_RECORD)):
+            path.replace(folder / name)
+
+    return cached_fit(model, read, lambda: fit_directions(model, samples, calibration=calibration, principal=principal),
+                      write)
 
 
 _CACHE: dict[str, AttributeDirections] = {}
@@ -441,15 +553,20 @@ def edit(model, z: torch.Tensor, amounts: dict[str, float], lock=(), directions:
     if not isinstance(amounts, dict):
         raise TypeError(f"amounts must map attribute names to numbers, got {type(amounts).__name__}")
     lock = (lock,) if isinstance(lock, str) else tuple(lock)
-    classifier = load_classifier(model.device)  # where the model's images are, not wherever a GPU happens to be
+    measures = measures_of(model)
+    classes = measures.classes
+    # where the model's images are, not wherever a GPU happens to be; a domain without classes has no classifier
+    classifier = load_classifier(model.device) if classes else None
     if "digit" in lock:  # "keep the digit": lock, for each latent, the digit it reads as now
+        if not classes:
+            raise ValueError("this model's images have no classes, so there is no digit to keep")
         with torch.inference_mode():
-            current = measure(model.decode(z), classifier)["digit"]
+            current = measures.read_class(model.decode(z), classifier)
         edited = torch.empty_like(z)
         others = tuple(name for name in lock if name != "digit")
         for digit in np.unique(current):
             rows = torch.as_tensor(current == digit, device=z.device)
-            edited[rows] = edit(model, z[rows], amounts, others + (f"digit {digit}",), directions, extra, refine,
+            edited[rows] = edit(model, z[rows], amounts, others + (classes[digit],), directions, extra, refine,
                                 hold_log_odds=False)
         return edited
     locked = [directions.index(name) for name in lock]
@@ -482,7 +599,7 @@ def edit(model, z: torch.Tensor, amounts: dict[str, float], lock=(), directions:
         # "keep the digit" holds a decision, and step 5 holds it without the projection: where projecting off the
         # digit's direction would leave an edit almost nothing of its own (a 2-D latent, where the ten digit
         # directions fill the plane), the edit goes unprojected from it instead of being refused
-        locked = [i for i in locked if directions.names[i] not in DIGITS]
+        locked = [i for i in locked if directions.names[i] not in classes]
     for i, alignment in zip(edited_rows, alignments(locked)):  # 1.
         if alignment < MIN_ALIGNMENT:
             raise ValueError(f"{directions.names[i]!r} cannot move with {', '.join(lock)} locked: their directions "
@@ -501,7 +618,7 @@ def edit(model, z: torch.Tensor, amounts: dict[str, float], lock=(), directions:
 
     def measurable(i: int) -> bool:
         fit = fits[directions.names[i]]
-        return (hold_log_odds or directions.names[i] not in DIGITS) and fit["calibrated"] and usable_slope(
+        return (hold_log_odds or directions.names[i] not in classes) and fit["calibrated"] and usable_slope(
             fit["measured_slope"], fit["sd"], radius, fit["measured_slope_se"])
 
     rows = edited_rows + locked
@@ -522,18 +639,19 @@ def edit(model, z: torch.Tensor, amounts: dict[str, float], lock=(), directions:
         reach = LOCK_REACH * float(delta.norm())  # the corrections, summed, never outrun the edit
         total = torch.zeros(len(z), vectors.shape[1], dtype=torch.float64, device=z.device)
         with torch.inference_mode():
-            before = torch.as_tensor(table_columns(model.decode(z), columns, classifier), device=z.device)
+            before = measures.table(model.decode(z), classifier, columns)
             for _ in range(refine):
-                measured = torch.as_tensor(table_columns(model.decode(edited), columns, classifier), device=z.device)
+                measured = measures.table(model.decode(edited), classifier, columns)
+                change = torch.as_tensor(measures.difference(measured, before, columns), device=z.device)
                 miss = torch.zeros(len(z), len(rows), dtype=torch.float64, device=z.device)
-                miss[:, newton] = (measured - before - targets) / slopes  # in latent units along each direction
+                miss[:, newton] = (change - targets) / slopes  # in latent units along each direction
                 total = total + (miss @ inverse) @ all_rows
                 total = total * (reach / total.norm(dim=1, keepdim=True).clamp_min(1e-12)).clamp(max=1.0)
                 edited = z + (delta - total).float().reshape(-1, *model.latent_shape)
-    held_digits = [name for name in lock if name in DIGITS]
+    held_digits = [name for name in lock if name in classes]
     if len(held_digits) == 1 and bool(delta.abs().max() > 0):  # 5.
-        kept_still = [directions.names[i] for i in edited_rows] + [n for n in lock if n not in DIGITS]
-        edited = _hold_digit(model, edited, DIGITS.index(held_digits[0]), directions, kept_still)
+        kept_still = [directions.names[i] for i in edited_rows] + [n for n in lock if n not in classes]
+        edited = _hold_digit(model, edited, classes.index(held_digits[0]), directions, kept_still, measures.sliders)
     return edited
 
 
@@ -546,7 +664,7 @@ def _pinv(gram: torch.Tensor, floor: float = MIN_ALIGNMENT) -> torch.Tensor:
 
 
 def _hold_digit(model, z: torch.Tensor, digit: int, directions: AttributeDirections,
-                kept_still: list[str]) -> torch.Tensor:
+                kept_still: list[str], sliders=SLIDERS) -> torch.Tensor:
     """Step 5 of `edit`: for each latent the classifier no longer reads as `digit`, up to HOLD_STEPS
     normalised gradient steps down the classifier's cross-entropy for that digit, each step projected off the
     directions in `kept_still` (so their linear predictions do not move) and HOLD_STEP_SD attribute-SDs long."""
@@ -555,7 +673,7 @@ def _hold_digit(model, z: torch.Tensor, digit: int, directions: AttributeDirecti
     vectors = directions.vectors.to(z.device).flatten(1)
     kept = [directions.index(n) for n in kept_still]
     basis = torch.linalg.qr(vectors[kept].T.double()).Q.float() if kept else vectors.new_zeros(vectors.shape[1], 0)
-    length = HOLD_STEP_SD * float(np.median([abs(float(directions.step[directions.index(n)])) for n in SLIDERS]))
+    length = HOLD_STEP_SD * float(np.median([abs(float(directions.step[directions.index(n)])) for n in sliders]))
     # callers may be in inference mode (the UI, benchmarks); autograd needs it off and a latent made outside it
     with torch.inference_mode(False), torch.enable_grad():
         target = torch.full((len(z),), digit, device=on)

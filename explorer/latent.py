@@ -15,13 +15,15 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 import torch
 from safetensors import SafetensorError
 
 from .base import LatentModel
 from .checkpoint import CheckpointError, weights_sha256
+
+T = TypeVar("T")
 
 
 def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
@@ -99,33 +101,55 @@ def cache_root() -> Path:
     return Path(os.environ.get("LATENT_EXPLORER_CACHE") or Path.home() / ".cache" / "latent-explorer")
 
 
+def cached_fit(model: LatentModel, read: Callable[[Path, str], T | None], fit: Callable[[], T],
+               write: Callable[[T, Path], None]) -> T:
+    """What `fit()` makes for a model opened from elsewhere, made once per weights and kept under cache_root()
+    in a folder named by the weights' hash: `read(folder, hash)` gives a kept one (None where there is none, or
+    it was fitted for another hash); a damaged one is fitted again. `write(value, folder)` writes the files
+    under temporary names of this process and renames them into place, so a reader sees a whole set or none.
+    A model whose weights are not known by hash is fitted afresh each time."""
+    key = fitted_for(model)
+    if key is None:
+        return fit()
+    folder = cache_root() / key
+    try:
+        found = read(folder, key)
+    except (OSError, ValueError, KeyError, SafetensorError, CheckpointError):  # a damaged cache file: fit again
+        found = None
+    if found is not None:
+        return found
+    value = fit()
+    folder.mkdir(parents=True, exist_ok=True)
+    write(value, folder)
+    return value
+
+
+def partial_path(folder: Path, name: str) -> Path:
+    """Where this process writes `name` before renaming it into place (see cached_fit)."""
+    return folder / f".{name}.{os.getpid()}.tmp"
+
+
 def cached_principal_directions(model: LatentModel, samples: int = 1000) -> Directions:
-    """principal_directions of a model opened from elsewhere, fitted once per weights and kept under
-    cache_root(), in a folder named by the weights' hash (a file for other weights is never read: its hash
-    differs); a model whose weights are not known by hash is fitted afresh."""
+    """principal_directions of a model opened from elsewhere, fitted once per weights (see cached_fit)."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    key = fitted_for(model)
-    if key is None:
-        return principal_directions(model, samples=samples)
-    folder = cache_root() / key
-    path = folder / DIRECTIONS_FILE
-    if path.is_file():
-        try:
-            with safe_open(str(path), "pt") as handle:
-                recorded = (handle.metadata() or {}).get("weights_sha256")
-            if recorded == key:
-                tensors = load_file(str(path))
-                return Directions(tensors["vectors"], tensors["explained_variance"], tensors["scale"], recorded)
-        except (OSError, ValueError, KeyError, SafetensorError):  # a damaged cache file is fitted again
-            pass
-    directions = principal_directions(model, samples=samples)
-    folder.mkdir(parents=True, exist_ok=True)
-    partial = folder / f".{DIRECTIONS_FILE}.{os.getpid()}.tmp"  # written whole, then renamed: readers see all or none
-    save_directions(directions, folder, partial.name)
-    partial.replace(path)
-    return directions
+    def read(folder: Path, key: str) -> Directions | None:
+        path = folder / DIRECTIONS_FILE
+        if not path.is_file():
+            return None
+        with safe_open(str(path), "pt") as handle:
+            recorded = (handle.metadata() or {}).get("weights_sha256")
+        if recorded != key:
+            return None
+        tensors = load_file(str(path))
+        return Directions(tensors["vectors"], tensors["explained_variance"], tensors["scale"], recorded)
+
+    def write(directions: Directions, folder: Path) -> None:
+        save_directions(directions, folder, partial_path(folder, DIRECTIONS_FILE).name)
+        partial_path(folder, DIRECTIONS_FILE).replace(folder / DIRECTIONS_FILE)
+
+    return cached_fit(model, read, lambda: principal_directions(model, samples=samples), write)
 
 
 def check_fitted_for(folder: Path, recorded: str | None, what: str, command: str) -> None:

@@ -15,6 +15,7 @@ refuses code."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import pickle
@@ -186,6 +187,19 @@ def open_adapter(spec: str, device=None) -> LatentModel:
         made = make()
     if not isinstance(made, Adapter):
         raise OpenError(f"{path.name}:{function}() must return an explorer.Adapter, got {type(made).__name__}")
-    model = AdaptedModel(made, made.name or f"{path.stem}:{function}")
-    model.checkpoint_path = path
-    return model.to(pick_device(device)).eval()
+    model = AdaptedModel(made, made.name or f"{path.stem}:{function}").to(pick_device(device)).eval()
+    model.weights_id = adapter_fingerprint(model, path, function)
+    return model
+
+
+def adapter_fingerprint(model: LatentModel, path: Path, function: str) -> str:
+    """What names an adapted model's weights in the explorer's cache (latent.cached_fit): a sha256 over its
+    file, its function's name and the images it decodes from four fixed latents, so that new weights (wherever
+    the function loads them from) or an edited decoder give a new name and a fresh fit."""
+    probe = torch.randn((4, *model.latent_shape), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        images = model.decode(probe.to(model.device)).float().cpu().numpy()
+    digest = hashlib.sha256(path.read_bytes())
+    digest.update(function.encode())
+    digest.update(images.tobytes())
+    return digest.hexdigest()

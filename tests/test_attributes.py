@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from explorer.models import model_class
 
 from conftest import SHIPPED, shipped, tiny_model
 
+ROOT = Path(__file__).resolve().parent.parent
 SMOOTH = [n for n in SHIPPED if model_class(read_record(CHECKPOINTS_DIR / n)["family"]).smooth_latent]
 
 
@@ -388,13 +390,58 @@ def test_measure_edit_and_encode_use_the_classifier_on_the_models_device(asked, 
 
 
 def test_table_columns_match_the_full_table_and_skip_the_classifier_for_morphometrics(digits, monkeypatch):
+    """The digits' table: the five morphometrics, then each digit's log-odds by the definition (log p - log(1 - p)
+    of the classifier's probabilities); asked for morphometric columns alone, the classifier never runs."""
     from explorer import attributes
 
     images, _ = digits
-    full = attributes.attribute_table(attributes.measure(images))
+    table = attributes.DIGIT_MEASURES
+    figures = attributes.measure(images)
+    probs = np.clip(figures["probs"], 1e-6, 1 - 1e-6)
+    full = np.concatenate([np.stack([figures[a] for a in attributes.ATTRIBUTES], 1), np.log(probs / (1 - probs))], 1)
+    assert np.allclose(table.table(images), full)
     columns = [0, 1, 3]
-    monkeypatch.setattr(attributes, "measure", lambda *a: pytest.fail("the classifier ran for morphometrics"))
-    assert np.array_equal(attributes.table_columns(images, columns), full[:, columns])
+    monkeypatch.setattr(type(table), "probabilities", lambda *a: pytest.fail("the classifier ran for morphometrics"))
+    assert np.array_equal(table.table(images, columns=columns), full[:, columns])
     monkeypatch.undo()
     with_digit = [1, len(attributes.ATTRIBUTES) + 4]
-    assert np.allclose(attributes.table_columns(images, with_digit), full[:, with_digit])
+    assert np.allclose(table.table(images, columns=with_digit), full[:, with_digit])
+
+
+def test_circular_measures_differ_the_short_way_round_and_centre_on_their_circular_mean():
+    from explorer.attributes import Measures
+
+    hue = Measures(("hue", "size"), {"hue": "deg", "size": "px"}, ("hue", "size"), lambda x: {}, circular={"hue": 360.0})
+    assert np.allclose(hue.difference([[350.0, 5.0]], [[10.0, 1.0]]), [[-20.0, 4.0]])
+    assert np.allclose(hue.difference([[10.0]], [[350.0]], [0]), [[20.0]])
+    table = np.array([[350.0, 1.0], [10.0, 2.0], [0.0, 3.0]])  # circular mean 0, where the plain mean says 120
+    assert np.allclose(hue.centred(table), [[-10.0, 1.0], [10.0, 2.0], [0.0, 3.0]])
+
+
+def test_a_model_of_known_factors_gets_generic_directions_along_them():
+    """The adapter example examples/coloured_square.py, whose brightness follows z[0], its square's x position
+    z[1] and its hue z[2], opened without a domain: the generic measures' directions point along those
+    coordinates, a measure that never varies (the centre's height) gets none, and an edit of one, with another
+    locked, moves it by about the asked SDs."""
+    from explorer.attributes import measures_of
+    from explorer.domains.generic import measure
+    from explorer.open import load_model
+
+    model = load_model(f"{ROOT / 'examples' / 'coloured_square.py'}:make", "cpu")
+    directions = fit_directions(model, samples=600, calibration=40)
+    fits = directions.record["attributes"]
+    for name, axis in (("brightness", 0), ("centre x", 1), ("hue", 2)):
+        vector = directions.vectors[directions.index(name)]
+        assert abs(float(vector[axis])) > 0.9, (name, vector)  # measured: 0.99, 1.00, 1.00
+        assert fits[name]["calibrated"]
+    assert not fits["centre y"]["fitted"] and float(directions.step[directions.index("centre y")]) == 0
+    measures = measures_of(model)
+    z = model.sample_latent(20, seed=5)
+    before = measure(model.decode(z))
+    for name, lock in (("centre x", "brightness"), ("hue", "centre x")):
+        after = measure(model.decode(edit(model, z, {name: 1.0}, lock=[lock], directions=directions)))
+        moved = {n: np.median(measures.difference(after[n][:, None], before[n][:, None], [measures.names.index(n)]))
+                 / fits[n]["sd"] for n in (name, lock)}
+        assert 0.7 < moved[name] < 1.3 and abs(moved[lock]) < 0.2, moved  # measured: 1.00 and 0.00 both times
+    with pytest.raises(ValueError, match="no classes"):
+        edit(model, z, {"hue": 1.0}, lock=["digit"], directions=directions)

@@ -105,7 +105,7 @@ def edit_picked_sample(page) -> None:
 
 
 def test_every_tab_loads(page):
-    for name, element in [("Sample", "#sample-run"), ("Edit", "#edit-thickness"), ("Interpolate", "#interp-run"),
+    for name, element in [("Sample", "#sample-run"), ("Edit", "#edit-slot-0"), ("Interpolate", "#interp-run"),
                           ("Denoise", "#denoise-run"), ("Compare", "#compare-run"),
                           ("Latent map", "#map-left-path"), ("Playground", "#play-play")]:
         open_tab(page, name)
@@ -156,7 +156,7 @@ def test_clicking_a_sample_picks_it_and_the_edit_slider_changes_the_image(page):
     assert "#0" in page.inner_text("#sample-picked")
     assert page.is_checked("#edit-lock-digit input[type=checkbox]")  # the digit is kept unless the user says not
     before = image_src(page, "#edit-image")
-    page.locator("#edit-thickness input[type=range]").fill("2.5")
+    page.locator("#edit-slot-0 input[type=range]").fill("2.5")
     after = wait_src_change(page, "#edit-image", before)
     assert after and after != before
     page.wait_for_function("[...document.querySelectorAll('#edit-readout tr')].some(r => r.innerText.includes('thickness') && r.innerText.includes('edited'))")
@@ -170,7 +170,7 @@ def test_a_diffusion_edit_arrives_through_its_own_lane(page):
     edit_picked_sample(page)
     assert "ddpm-mnist" in page.inner_text("#sample-picked")
     before = image_src(page, "#edit-image")
-    page.locator("#edit-thickness input[type=range]").fill("1.5")
+    page.locator("#edit-slot-0 input[type=range]").fill("1.5")
     wait_src_change(page, "#edit-image", before)
     page.wait_for_function("[...document.querySelectorAll('#edit-readout tr')].some(r => r.innerText.includes('thickness') && r.innerText.includes('edited'))")
 
@@ -192,7 +192,7 @@ def test_the_edit_tab_holds_a_sample_and_the_brush_before_anything_is_picked(pag
     page.wait_for_function("document.querySelector('#edit-sketch button[aria-label=\"Brush\"]')?.classList.contains('highlight')")
     assert "select the draw tool" not in page.inner_text("#edit-sketch")
     before = image_src(page, "#edit-image")
-    page.locator("#edit-thickness input[type=range]").fill("1.5")
+    page.locator("#edit-slot-0 input[type=range]").fill("1.5")
     wait_src_change(page, "#edit-image", before)
     page.wait_for_function("[...document.querySelectorAll('#edit-readout tr')].some(r => r.innerText.includes('thickness') && r.innerText.includes('+1.5'))")
     assert not errors, errors
@@ -213,11 +213,11 @@ def test_combined_sliders_keep_their_amounts_and_the_readout_flags_what_moved(pa
     page.wait_for_function("document.querySelector('#sample-picked').innerText.includes('#3')")
     page.click("#sample-to-edit")
     page.wait_for_function("document.querySelector('#edit-source')?.innerText.includes('seed 1262575381 #3')")
-    for control, value in (("thickness", "2"), ("width", "-2")):
+    for control, slot, value in (("thickness", 0, "2"), ("width", 2, "-2")):
         if control == "width":
-            page.locator("#edit-lock-slant input[type=checkbox]").check()
+            page.locator("#edit-lock-slot-1 input[type=checkbox]").check()
             page.wait_for_function("[...document.querySelectorAll('#edit-readout tr')].some(r => r.innerText.startsWith('slant') && r.innerText.includes('locked'))")
-        page.locator(f"#edit-{control} input[type=range]").fill(value)
+        page.locator(f"#edit-slot-{slot} input[type=range]").fill(value)
         page.wait_for_function(f"[...document.querySelectorAll('#edit-readout tr')].some(r => r.innerText.startsWith('{control}') && r.innerText.includes('{float(value):+.1f}'))")
     assert float(readout_cells(page, "thickness")[3]) >= 0.6
     for measure in ("thickness", "slant", "width", "height", "area"):
@@ -268,11 +268,11 @@ def test_a_gan_inversion_shows_its_progress_and_stops(page, tmp_path):
 
 def test_a_lock_holds_its_attribute(page):
     edit_picked_sample(page)
-    page.locator("#edit-lock-slant input[type=checkbox]").check()
+    page.locator("#edit-lock-slot-1 input[type=checkbox]").check()
     slant_locked = "[...document.querySelectorAll('#edit-readout tr')].some(r => r.innerText.includes('slant') && r.innerText.includes('locked'))"
     page.wait_for_function(slant_locked)  # the lock has reached the server before the slider moves
     before = image_src(page, "#edit-image")
-    page.locator("#edit-width input[type=range]").fill("1.5")
+    page.locator("#edit-slot-2 input[type=range]").fill("1.5")
     wait_src_change(page, "#edit-image", before)
     page.wait_for_function("[...document.querySelectorAll('#edit-readout tr')].some(r => r.innerText.includes('width') && r.innerText.includes('edited'))")
     assert page.evaluate(slant_locked)  # how well locks hold, over many latents, is tested in test_attributes

@@ -4,6 +4,7 @@ browser (Sample, Denoise, Interpolate, Edit)."""
 
 from __future__ import annotations
 
+import gradio as gr
 import numpy as np
 import pytest
 import torch
@@ -11,7 +12,7 @@ from PIL import Image
 
 from conftest import running_app
 from explorer.domains import domain_of
-from explorer.domains.generic import fit_picture, measure
+from explorer.domains.generic import MEASURES, fit_picture, measure
 from explorer.open import load_model
 from explorer.ui import compare, denoise, edit, interpolate, latent_map, sample
 from explorer.ui.models import ModelCache
@@ -112,19 +113,44 @@ def test_compare_draws_the_opened_model_in_colour(models):
     assert colour(grids[models.names.index(OWN)]) and not colour(grids[0])
 
 
-def test_edit_offers_principal_directions_and_a_generic_readout(models):
+def test_edit_names_its_sliders_by_the_generic_measures_and_reads_them_out(models):
     pick, _ = sample.pick_sample(models, sample.grid_recipe(OWN, 0, 1.0, 4, "any"), 1)
     opened = dict(zip(edit.open_pick_outputs(), edit.open_pick(models, pick)))
     assert colour(opened["image"])
-    assert opened["thickness"]["interactive"] is False and "digits only" in opened["thickness"]["label"]
+    slots = [opened[slot] for slot in edit.SLOTS]
+    assert [s["label"].split(" (")[0] for s in slots] == list(MEASURES)  # a colour model: all eight, hue included
+    assert all(s["visible"] for s in slots) and all(opened[f"lock:{slot}"]["visible"] for slot in edit.SLOTS)
+    assert "1 = " in slots[0]["label"] and "of white" in slots[0]["label"]
+    # no classes: the digit controls are hidden, and a "keep the digit" sent past the page is refused
+    assert opened["digit"]["visible"] is False and opened["lock:digit"]["visible"] is False
+    assert opened["settings"]["locks"] == [] and opened["settings"]["sliders"] == list(MEASURES)
+    with pytest.raises(gr.Error, match="control must be one of"):
+        edit.apply_control(opened["settings"], "lock:digit", True)
     assert opened["pc0"]["interactive"] is True and "of image variance" in opened["pc0"]["label"]
-    assert "brightness" in opened["readout"] and "colourfulness" in opened["readout"]
+    assert "brightness (of white)" in opened["readout"] and "hue (deg)" in opened["readout"]
+    assert "digit the classifier reads" not in opened["readout"]
+    # a principal move alone needs no named fit; the readout reads what it changed
     image, settings, readout = edit.move(models, pick, opened["settings"], "pc0", 2.0)
-    assert colour(image) and settings["pca"][0] == 2.0
-    before = float(readout.split("<td>brightness</td><td>")[1].split("<")[0])
-    moved = models.decode(OWN, edit.edited_latent(models, pick, settings)[1])
-    assert not torch.equal(moved, models.decode(OWN, torch.tensor(pick["latent"]).reshape(1, 3, 32, 32)))
-    assert before == pytest.approx(float(opened["settings"]["original"]["brightness"]), abs=1e-3)
+    assert colour(image) and settings["pca"][0] == 2.0 and "brightness" in readout
+
+
+def test_a_generic_slider_moves_its_measure_and_a_lock_holds_another(models):
+    """Edit on the opened model as on the digits: the brightness slider, through the tab's slot 0, moves the
+    measured brightness up by about the asked SDs, with contrast locked held near where it was."""
+    pick, _ = sample.pick_sample(models, sample.grid_recipe(OWN, 0, 1.0, 4, "any"), 2)
+    settings = edit.open_pick(models, pick)[2]
+    fits = models.attributes(OWN).record["attributes"]
+    assert fits["brightness"]["calibrated"], fits["brightness"]  # x_T's mean carries through a DDIM decode
+    settings = edit.apply_control(settings, edit.slot_control(settings, "lock:slot1"), True)
+    assert settings["locks"] == ["contrast"]
+    image, after, readout = edit.move(models, pick, settings, edit.slot_control(settings, "slot0"), 1.5)
+    assert after["amounts"]["brightness"] == 1.5
+    original = settings["original"]
+    now = measure(models.decode(OWN, edit.edited_latent(models, pick, after)[1]))
+    change = (now["brightness"][0] - original["brightness"]) / fits["brightness"]["sd"]
+    held = (now["contrast"][0] - original["contrast"]) / fits["contrast"]["sd"]
+    assert 0.5 < change < 3.0 and abs(held) < abs(change)
+    assert "brightness (of white)" in readout and "locked" in readout
 
 
 def test_the_directions_are_fitted_once_and_kept_in_the_explorers_own_cache(pipeline_folder, tmp_path):
@@ -162,8 +188,53 @@ def test_opened_models_are_fitted_in_the_background_once(pipeline_folder, tmp_pa
     fitted = cache.directions(OWN)  # a request meanwhile waits for that one fit rather than starting another
     for thread in threads:
         thread.join()
-    assert cache.built("directions", OWN) is fitted
-    assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == 1
+    assert cache.built("directions", OWN) is fitted and cache.fitted(OWN) and cache.fit_progress() == ""
+    kept = sorted(p.name for p in (tmp_path / "cache").rglob("*") if p.is_file())
+    assert kept == ["attributes.json", "attributes.safetensors", "pca_directions.safetensors"]
+
+
+def test_edit_shows_a_background_fit_under_way_and_opens_the_sliders_when_it_ends(pipeline_folder, tmp_path):
+    """While the background fit runs: its progress line counts the images decoded, a pick opens at once with its
+    image and measures and every slider waiting, a move is refused with the reason, and the tab's timer keeps
+    ticking; once the fit ends the timer's tick reopens the pick with the named sliders, and stops."""
+    import threading
+
+    own = load_model(pipeline_folder, "cpu")
+    own.config.decode_steps = 3
+    cache = ModelCache("cpu", names=["vae-mnist"], opened={OWN: own})
+    pick, _ = sample.pick_sample(cache, sample.grid_recipe(OWN, 0, 1.0, 4, "any"), 1)  # decoded before the gate
+    decode, started, release = own.decode, threading.Event(), threading.Event()
+
+    def gated(z, *args, **options):  # the fit's decodes wait here, once one has been counted
+        images = decode(z, *args, **options)
+        if threading.current_thread().name.startswith("fit-"):
+            started.set()
+            release.wait()
+        return images
+
+    own.decode = gated
+    threads = cache.fit_opened_in_background()
+    assert started.wait(60)
+    line = cache.fit_progress()
+    assert f"**{OWN}** in the background" in line and "of at most" in line and "images decoded" in line
+    waiting = dict(zip(edit.open_pick_outputs(), edit.open_pick(cache, pick)))
+    assert waiting["settings"]["waiting"] and "fit of this model's edit directions finishes" in waiting["readout"]
+    assert waiting["slot0"]["interactive"] is False and waiting["pc0"]["interactive"] is False
+    assert colour(waiting["image"]) and "brightness" in waiting["readout"]
+    with pytest.raises(gr.Error, match="still being fitted"):
+        edit.move(cache, pick, waiting["settings"], "pc0", 1.0)
+    ticked = edit.fit_tick(cache, pick, waiting["settings"])
+    assert ticked[0] == cache.fit_progress() and ticked[-1].active is True
+    assert all(isinstance(out, type(gr.skip())) for out in ticked[1:-1])  # nothing reopened yet
+    release.set()
+    for thread in threads:
+        thread.join()
+    done = edit.fit_tick(cache, pick, waiting["settings"])
+    assert done[0] == "" and done[-1].active is False
+    reopened = dict(zip(edit.open_pick_outputs(), done[1:-1]))
+    assert reopened["slot0"]["label"].startswith("brightness (1 =") and reopened["slot0"]["interactive"] is True
+    assert reopened["settings"]["waiting"] is False and reopened["pc0"]["interactive"] is True
+    assert edit.fit_tick(cache, pick, reopened["settings"])[-1].active is False
 
 
 def test_views_that_cannot_serve_it_leave_it_out(models):
@@ -238,7 +309,17 @@ def test_app_model_flag_serves_it_in_sample_denoise_interpolate_and_edit(own_app
         page.click("#sample-to-edit")
         page.wait_for_function(f"document.querySelector('#edit-source')?.innerText.includes('{OWN}')")
         page.wait_for_function("document.querySelector('#edit-readout')?.innerText.includes('colourfulness')")
-        assert page.locator("#edit-thickness input[type=range]").is_disabled()
+        # the named sliders are the generic measures' once the server's background fit is done (the tab's timer
+        # reopens a pick made while it ran); the digit controls are hidden
+        page.wait_for_function("document.querySelector('#edit-slot-0')?.innerText.includes('brightness (1 =')")
+        assert page.locator("#edit-slot-3").inner_text().startswith("hue (1 =")
+        assert not page.locator("#edit-digit").is_visible() and not page.locator("#edit-lock-digit").is_visible()
+        page.locator("#edit-lock-slot-1 input[type=checkbox]").check()
+        before = page.evaluate("document.querySelector('#edit-image img').src")
+        page.locator("#edit-slot-0 input[type=range]").fill("1.5")
+        page.wait_for_function("b => document.querySelector('#edit-image img').src !== b", arg=before)
+        page.wait_for_function("document.querySelector('#edit-readout')?.innerText.includes('0 (locked)')")
+        assert "+1.5" in page.locator("#edit-readout").inner_text()
         page.get_by_text("Principal directions (found without labels").click()
         before = page.evaluate("document.querySelector('#edit-image img').src")
         page.locator("#edit-slider-0 input[type=range]").fill("2")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from explorer.attributes import SLIDERS
 from explorer.domains import domain_of
 from explorer.ui import build_app, compare, denoise, edit, interpolate, sample
 from explorer.ui.common import make_pick
@@ -78,7 +79,7 @@ def test_edit_moves_the_image_and_zero_is_the_pick(models, vae_pick):
     assert np.array_equal(pixels(opened[0]), pixels(zero))
     assert np.abs(pixels(moved).astype(int) - pixels(zero).astype(int)).mean() > 2
     assert after["amounts"]["thickness"] == 2.0 and settings["amounts"]["thickness"] == 0.0  # state not mutated
-    principal = opened[4 + len(edit.SLIDERS) + 2]
+    principal = opened[4 + edit.N_NAMED + 2]
     assert principal["label"].startswith("PC1 ~ ") and "(r = " in principal["label"] and "% of image variance" in principal["label"]
 
 
@@ -126,7 +127,7 @@ def test_the_readout_flags_every_measure_that_is_not_where_its_control_says():
     pick = {"model": "vae-mnist"}
     spread = models.attributes("vae-mnist").record["attributes"]
     original = {n: 10.0 for n in ("thickness", "slant", "width", "height", "area")}
-    settings = {**edit.fresh_settings(3, original, ("digit", "slant")), "amounts": {"thickness": 2.0, "width": -2.0, "slant": 0.0, "height": 0.0}}
+    settings = {**edit.fresh_settings(SLIDERS, True, 3, original, ("digit", "slant")), "amounts": {"thickness": 2.0, "width": -2.0, "slant": 0.0, "height": 0.0}}
 
     def moved_by(sds):
         return {n: original[n] + sds.get(n, 0.0) * spread[n]["sd"] for n in original}
@@ -185,7 +186,7 @@ def test_digit_slider_turns_the_digit(models, vae_pick):
 ])
 def test_edit_refuses_bad_pick(models, pick, message):
     with pytest.raises(gr.Error, match=message):
-        edit.move(models, pick, edit.fresh_settings(), "thickness", 1.0)
+        edit.move(models, pick, edit.fresh_settings(SLIDERS, True), "thickness", 1.0)
 
 
 @pytest.mark.parametrize("control, value", [("thickness", 99.0), ("thickness", float("nan")), ("slant", "1"),
@@ -193,7 +194,7 @@ def test_edit_refuses_bad_pick(models, pick, message):
                                             ("__class__", 1.0), ("digit", -4.0)])
 def test_edit_refuses_bad_controls(models, vae_pick, control, value):
     with pytest.raises(gr.Error):
-        edit.move(models, vae_pick, edit.fresh_settings(), control, value)
+        edit.move(models, vae_pick, edit.fresh_settings(SLIDERS, True), control, value)
 
 
 def test_edit_refuses_missing_settings(models, vae_pick):
@@ -202,7 +203,7 @@ def test_edit_refuses_missing_settings(models, vae_pick):
 
 
 def test_readout_decode_is_cached_and_every_caller_gets_its_own_tensor(models, vae_pick, monkeypatch):
-    model, z, _ = edit.edited_latent(models, vae_pick, edit.fresh_settings())
+    model, z, _ = edit.edited_latent(models, vae_pick, edit.fresh_settings(SLIDERS, True))
     first = models.decode("vae-mnist", z)
     calls = []
     monkeypatch.setattr(model, "decode", lambda latent: calls.append(latent) or pytest.fail("decoded again"))
@@ -473,7 +474,7 @@ def test_noise_latents_are_sampled_but_not_edited_or_interpolated(noise_latent_m
         assert len(gallery) == 3
         pick, _ = sample.pick_sample(models, grid, 1)
         for call in (lambda: edit.open_pick(models, pick),
-                     lambda: edit.move(models, pick, edit.fresh_settings(), "thickness", 1.0),
+                     lambda: edit.move(models, pick, edit.fresh_settings(SLIDERS, True), "thickness", 1.0),
                      lambda: interpolate.interpolate(models, pick, pick, "slerp", 4),
                      lambda: interpolate.endpoints_from_seeds(models, name, 1, 2),
                      lambda: edit.api_edit_attributes(models, name, 0, 0, {"thickness": 1.0}, [])):
@@ -573,7 +574,7 @@ def test_each_pick_moves_in_its_own_lane(models, vae_pick):
     image, moved, _ = edit.lane_move(models, vae_pick, settings, "thickness", 1.0, slow_lane=False)
     assert moved["amounts"]["thickness"] == 1.0
     ddpm = make_pick("ddpm-mnist", models.get("ddpm-mnist").sample_latent(1, seed=0)[0], "ddpm")
-    assert edit.lane_move(models, ddpm, edit.fresh_settings(), "thickness", 1.0, slow_lane=False) == skip
+    assert edit.lane_move(models, ddpm, edit.fresh_settings(SLIDERS, True), "thickness", 1.0, slow_lane=False) == skip
     with pytest.raises(gr.Error, match="Sample tab"):  # nothing picked: the fast lane says what to do
         edit.lane_move(models, None, settings, "thickness", 1.0, slow_lane=False)
     assert edit.lane_move(models, None, settings, "thickness", 1.0, slow_lane=True) == skip

@@ -7,7 +7,9 @@ images and where held-out data is:
     domain.captions(images, classifier)   # a short reading per image ("7 98%"), or "" where it reads nothing
     domain.prepare_upload(source, model.image_shape)   # any picture -> (C, H, W) floats in [0, 1]
     domain.measure(images)                # named figures per image (generic.measure for every domain)
+    domain.edit_measures(image_shape)     # what named edit sliders and locks are fitted to (explorer.attributes)
     domain.heldout()                      # held-out images to map and noise, or None
+    domain.heldout_labels()               # their classes (the latent map colours by them), or None
 """
 
 from __future__ import annotations

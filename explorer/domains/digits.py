@@ -18,7 +18,6 @@ class Digits:
     name = "digits"
     has_classes = True
     has_heldout = True
-    has_attributes = True
     class_names = tuple(str(k) for k in range(10))
 
     def captions(self, images: torch.Tensor, classifier) -> list[str]:
@@ -27,7 +26,12 @@ class Digits:
         return [f"{int(p.argmax())} {float(p.max()):.0%}" for p in probs]
 
     def heldout(self) -> torch.Tensor:
+        """The 2,000 held-out MNIST digits (explorer.data's fixed split), (N, 1, 28, 28) in [0, 1]."""
         return _heldout()
+
+    def heldout_labels(self) -> np.ndarray:
+        """The held-out digits' classes, in heldout()'s order."""
+        return load_mnist("heldout").labels
 
     def prepare_upload(self, source, image_shape=(1, 28, 28)) -> torch.Tensor:
         """An upload made MNIST-style (explorer.data.prepare_digit): (1, 28, 28) floats in [0, 1]."""
@@ -37,6 +41,12 @@ class Digits:
         from ..attributes import measure
 
         return measure(images)
+
+    def edit_measures(self, image_shape=(1, 28, 28)):
+        """Morpho-MNIST's measures and the classifier's ten digits (explorer.attributes.DIGIT_MEASURES)."""
+        from ..attributes import DIGIT_MEASURES
+
+        return DIGIT_MEASURES
 
 
 @lru_cache(maxsize=1)

@@ -13,13 +13,15 @@ from ..data import DataError, open_image
 # figures any image has, in the order the views list them; the colour ones only for colour images
 MEASURES = ("brightness", "contrast", "colourfulness", "hue", "sharpness", "centre x", "centre y", "foreground size")
 COLOUR_ONLY = ("colourfulness", "hue")
+UNITS = {"brightness": "of white", "contrast": "of white", "colourfulness": "Hasler-Suesstrunk", "hue": "deg",
+         "sharpness": "Laplacian^2", "centre x": "of the width", "centre y": "of the height",
+         "foreground size": "of the image"}
 
 
 class Generic:
     name = None
     has_classes = False  # captions() reads a class from each image (with the domain's classifier)
     has_heldout = False  # heldout() gives images of the data (to map, to noise)
-    has_attributes = False  # explorer.attributes fits named, lockable edit directions to this domain's measures
 
     def captions(self, images: torch.Tensor, classifier=None) -> list[str]:
         return ["" for _ in images]
@@ -27,11 +29,22 @@ class Generic:
     def heldout(self):
         return None
 
+    def heldout_labels(self):
+        return None
+
     def prepare_upload(self, source, image_shape) -> torch.Tensor:
         return fit_picture(source, image_shape)
 
     def measure(self, images: torch.Tensor) -> dict[str, np.ndarray]:
         return measure(images)
+
+    def edit_measures(self, image_shape):
+        """What explorer.attributes fits named, lockable edit directions to: every measure this image shape has
+        (the colour ones for colour images only), each a slider; hue is an angle."""
+        from ..attributes import Measures
+
+        names = tuple(n for n in MEASURES if image_shape[0] == 3 or n not in COLOUR_ONLY)
+        return Measures(names, {n: UNITS[n] for n in names}, names, measure, circular={"hue": 360.0} if "hue" in names else {})
 
 
 def fit_picture(source, image_shape) -> torch.Tensor:

@@ -15,7 +15,7 @@ import gradio as gr
 import numpy as np
 import torch
 
-from ..attributes import ATTRIBUTES, SLIDERS, UNITS, edit, morphometrics
+from ..attributes import edit, measures_of
 from ..data import DataError, open_image, prepare_digit
 from ..domains import domain_of
 from .common import (LONG_WORK, MAX_SEED, check_choice, check_float, check_int, image_rows, image_view, make_pick,
@@ -24,18 +24,22 @@ from .models import ModelCache
 from .sample import MAX_GRID, pick_sample
 
 N_PRINCIPAL = 6
+N_NAMED = 8  # named slider slots: as many as the most sliders a domain offers (a colour model's generic measures)
 SLIDER_RANGE = 3.0   # attribute sliders: standard deviations of the attribute over the model's samples
 SIDE_EFFECT_SD = 0.3  # a locked or unedited measure that moves more than this is flagged in the readout
 # an edited measure further than this from its slider's amount is flagged: the attribute benchmark's tolerance
 # for combined edits (benchmarks/attribute_edits.py, "combined" columns), which shows how often it is met
 EDIT_TOLERANCE_SD = 0.5
-LOCKABLE = (*SLIDERS, "digit")
-# the Edit tab opens every pick with the digit kept: unkept, one SD of width or slant turns 20-55% of digits into
-# another (benchmarks/attribute_edits.py, "same digit"); the user can untick it, and the API locks only what
-# its `lock` argument names
+# the Edit tab opens every pick of a domain with classes with the class kept: unkept, one SD of width or slant
+# turns 20-55% of digits into another (benchmarks/attribute_edits.py, "same digit"); the user can untick it, and
+# the API locks only what its `lock` argument names
 OPENING_LOCKS = ("digit",)
 ENCODED = "Encoded by"  # how a finished encoding's caption begins (encoding_failed tells it from a progress line)
-CONTROLS = (*SLIDERS, "digit", "target", *(f"pc{i}" for i in range(N_PRINCIPAL)), *(f"lock:{n}" for n in LOCKABLE))
+# the tab's controls: a named slider and its lock per slot (which measure each slot moves is the pick's domain's:
+# settings["sliders"]), the digit controls, the principal sliders
+SLOTS = tuple(f"slot{i}" for i in range(N_NAMED))
+CONTROLS = (*SLOTS, "digit", "target", *(f"pc{i}" for i in range(N_PRINCIPAL)), *(f"lock:{s}" for s in SLOTS),
+            "lock:digit")
 
 EXPLANATION = (
     "The picked **latent** z, decoded, and moved along **attribute directions**: for each measured trait "
@@ -47,6 +51,11 @@ EXPLANATION = (
     "(on when a pick opens) holds which digit the classifier reads while the sliders move; untick it to let an "
     "edit turn one digit into another."
 )
+OWN_MODELS_NOTE = (
+    " For a **model of your own** (opened with `--model`), whose data the explorer does not know, the traits are "
+    "measures any image has: brightness, contrast, colourfulness and hue (colour models), sharpness, the centre of "
+    "mass and the foreground's size; there is no digit to keep."
+)
 OWN_DIGIT = (
     "**Your own digit.** Upload a picture or draw one (dark ink on a light page is fine: it is turned into "
     "white ink on black); it is made MNIST-style (gray, white ink on black, "
@@ -56,25 +65,50 @@ OWN_DIGIT = (
 )
 
 
-def fresh_settings(digit_read: int = 0, original: dict | None = None, locks=()) -> dict:
-    """Per-user edit settings: slider amounts, locks, the digit read at the pick and its measures."""
-    return {"amounts": {name: 0.0 for name in SLIDERS}, "digit": 0.0, "target": (digit_read + 1) % 10,
-            "pca": [0.0] * N_PRINCIPAL, "locks": [n for n in LOCKABLE if n in locks], "digit_read": digit_read,
-            "original": original or {}}
+def fresh_settings(sliders=(), classes: bool = False, digit_read: int = 0, original: dict | None = None, locks=(),
+                   waiting: bool = False) -> dict:
+    """Per-user edit settings: the pick's named sliders (its domain's, see explorer.attributes.Measures) and
+    whether its domain has classes (the digit controls), slider amounts, locks, the digit read at the pick and
+    its measures; `waiting` while the model's directions are still being fitted in the background."""
+    lockable = (*sliders, *(("digit",) if classes else ()))
+    return {"sliders": list(sliders), "classes": classes, "amounts": {name: 0.0 for name in sliders}, "digit": 0.0,
+            "target": (digit_read + 1) % 10, "pca": [0.0] * N_PRINCIPAL, "locks": [n for n in lockable if n in locks],
+            "digit_read": digit_read, "original": original or {}, "waiting": waiting}
 
 
 def check_settings(settings) -> dict:
-    if not isinstance(settings, dict) or not {"amounts", "digit", "target", "pca", "locks", "digit_read"} <= settings.keys():
+    if not isinstance(settings, dict) or not {"sliders", "classes", "amounts", "digit", "target", "pca", "locks",
+                                              "digit_read"} <= settings.keys():
         raise gr.Error("no picked sample yet: pick one on the Sample tab, or encode your own digit")
     return settings
 
 
-def apply_control(settings, control, value) -> dict:
-    """New settings with one control changed; every value checked here, whatever the UI allows."""
+def lockable(settings) -> tuple[str, ...]:
+    return (*settings["sliders"], *(("digit",) if settings["classes"] else ()))
+
+
+def slot_control(settings, control: str) -> str:
+    """A control of the tab (CONTROLS) as the handlers name it: slot i's slider is the pick's i-th named measure
+    ("thickness", "brightness", ...), its lock "lock:" and that name; a slot this pick has no slider for is refused."""
     settings = check_settings(settings)
-    control = check_choice(control, "control", CONTROLS)
+    slot = control.removeprefix("lock:") if isinstance(control, str) else None
+    if slot not in SLOTS:  # a control named as the handlers name it already (apply_control checks it)
+        return control
+    index = SLOTS.index(slot)
+    if index >= len(settings["sliders"]):
+        raise gr.Error(f"this model has {len(settings['sliders'])} named sliders; slot {index + 1} moves nothing")
+    return control.replace(slot, settings["sliders"][index])
+
+
+def apply_control(settings, control, value) -> dict:
+    """New settings with one control changed (a named measure, "lock:" and a name, "digit", "target" or "pcK");
+    every value checked here, whatever the UI allows."""
+    settings = check_settings(settings)
+    classes = ("digit", "target", "lock:digit") if settings["classes"] else ()
+    control = check_choice(control, "control", (*settings["sliders"], *classes, *(f"pc{i}" for i in range(N_PRINCIPAL)),
+                                                *(f"lock:{n}" for n in settings["sliders"])))
     new = {**settings, "amounts": dict(settings["amounts"]), "pca": list(settings["pca"]), "locks": list(settings["locks"])}
-    if control in SLIDERS:
+    if control in settings["sliders"]:
         new["amounts"][control] = check_float(value, control, -SLIDER_RANGE, SLIDER_RANGE)
     elif control == "digit":
         new["digit"] = check_float(value, "toward digit", -SLIDER_RANGE, SLIDER_RANGE)
@@ -87,7 +121,7 @@ def apply_control(settings, control, value) -> dict:
             raise gr.Error(f"a lock is on or off, got {value!r}")
         name = control.split(":", 1)[1]
         locks = {n for n in new["locks"] if n != name} | ({name} if value else set())
-        new["locks"] = [n for n in LOCKABLE if n in locks]
+        new["locks"] = [n for n in lockable(new) if n in locks]
     return new
 
 
@@ -123,17 +157,20 @@ def edited_latent(models: ModelCache, pick, settings, report=None) -> tuple:
     model, z = picked_latent(models, pick, smooth=True)
     model = ReportingModel(model, report) if report is not None else model
     settings = check_settings(settings)
-    if not domain_of(model).has_attributes:  # principal directions only: no named slider has a direction
-        return model, z + principal_move(models, pick["model"], settings, z), z
-    directions = models.attributes(pick["model"])
-    target = f"digit {check_int(settings['target'], 'target digit', 0, 9)}"
-    amounts = {n: check_float(settings["amounts"].get(n, 0.0), n, -SLIDER_RANGE, SLIDER_RANGE) for n in SLIDERS}
-    digit_amount = check_float(settings["digit"], "toward digit", -SLIDER_RANGE, SLIDER_RANGE)
+    if settings.get("waiting") and not models.fitted(pick["model"]):
+        raise gr.Error(f"the edit directions of {pick['model']} are still being fitted: the sliders open when the "
+                       "fit finishes (its progress is shown above them)")
+    amounts = {n: check_float(settings["amounts"].get(n, 0.0), n, -SLIDER_RANGE, SLIDER_RANGE) for n in settings["sliders"]}
+    digit_amount = check_float(settings["digit"], "toward digit", -SLIDER_RANGE, SLIDER_RANGE) if settings["classes"] else 0
     # "toward digit k" asks for another digit, so while it is moved "keep the digit" stands aside (the readout says so)
-    lock = [n for n in settings["locks"] if n in LOCKABLE and not amounts.get(n) and not (n == "digit" and digit_amount)]
-    if digit_amount:
-        amounts[target] = digit_amount
+    lock = [n for n in settings["locks"] if n in lockable(settings) and not amounts.get(n)
+            and not (n == "digit" and digit_amount)]
     extra = principal_move(models, pick["model"], settings, z)
+    if not any(amounts.values()) and not digit_amount and not lock:  # principal directions alone: no fit to solve
+        return model, z + extra, z
+    directions = models.attributes(pick["model"])
+    if digit_amount:
+        amounts[f"digit {check_int(settings['target'], 'target digit', 0, 9)}"] = digit_amount
     try:
         # "keep the digit" keeps which digit is read, not how confidently (see explorer.edit's hold_log_odds)
         moved = edit(model, z, {n: a for n, a in amounts.items() if a}, lock=lock, directions=directions,
@@ -167,11 +204,12 @@ def in_slow_lane(models: ModelCache, pick) -> bool:
 
 
 def lane_move(models: ModelCache, pick, settings, control, value, slow_lane: bool):
-    """`move`, in the lane this pick's model belongs to; the other lane's event for the same input skips. A
-    pick that names no model goes to the fast lane, whose `move` says what is wrong."""
+    """`move` of one of the tab's CONTROLS (see slot_control), in the lane this pick's model belongs to; the other
+    lane's event for the same input skips. A pick that names no model goes to the fast lane, whose `move` says
+    what is wrong."""
     if in_slow_lane(models, pick) != slow_lane:
         return gr.skip(), gr.skip(), gr.skip()
-    return move(models, pick, settings, control, value)
+    return move(models, pick, settings, slot_control(settings, control), value)
 
 
 def watched_slow_move(models: ModelCache, pick, settings, control, value):
@@ -182,6 +220,7 @@ def watched_slow_move(models: ModelCache, pick, settings, control, value):
     if not in_slow_lane(models, pick):
         yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
         return
+    control = slot_control(settings, control)
     apply_control(settings, control, value)  # a bad value is refused before any work starts
     for kind, *result in watched(lambda report: move(models, pick, settings, control, value, report)):
         if kind == "progress":
@@ -195,12 +234,11 @@ def watched_slow_move(models: ModelCache, pick, settings, control, value):
 
 
 def measured(models: ModelCache, name: str, image):
-    """One decoded image -> (the classifier's 10 probabilities, its morphometrics as plain floats); for a model
-    whose domain has no named edit directions, (None, the measures any image has)."""
-    domain = domain_of(models.domain(name))
-    if not domain.has_attributes:
-        return None, {k: float(v[0]) for k, v in domain.measure(image).items()}
-    return models.classifier().predict(image.cpu())[0][0], {k: float(v[0]) for k, v in morphometrics(image).items()}
+    """One decoded image -> (the classifier's probability of each class, or None for a domain without classes;
+    the domain's edit measures as plain floats)."""
+    measures = measures_of(models.get(name))
+    probs = measures.probabilities(image.cpu(), models.classifier())[0] if measures.classes else None
+    return probs, {k: float(v[0]) for k, v in measures.continuous(image).items() if k in measures.names}
 
 
 def readouts(models: ModelCache, pick, settings, image=None) -> tuple[dict, str]:
@@ -212,25 +250,23 @@ def readouts(models: ModelCache, pick, settings, image=None) -> tuple[dict, str]
 
 
 def readout_html(models: ModelCache, pick, settings, probs, now: dict) -> tuple[dict, str]:
-    """The readouts from an image's measures already taken: (probabilities by digit, one HTML block with the
-    three digits the classifier reads most, with bars, and a table of every measure before and after, side
-    effects flagged). One block rendered here rather than a gr.Label and a Markdown table: a Chrome trace of
-    slider moves puts the browser's style, layout, paint and raster for it at a third of theirs, and it is
-    redrawn on every move."""
+    """The readouts from an image's measures already taken: (probabilities by class, one HTML block with the
+    three digits the classifier reads most, with bars, where the domain has classes, and a table of every
+    measure before and after, side effects flagged). One block rendered here rather than a gr.Label and a
+    Markdown table: a Chrome trace of slider moves puts the browser's style, layout, paint and raster for it at a
+    third of theirs, and it is redrawn on every move."""
     before = settings.get("original") or {}
-    if probs is None:
+    if settings.get("waiting") and not models.fitted(pick["model"]):
         return {}, measures_html(before, now)
+    measures = measures_of(models.get(pick["model"]))
     spread = models.attributes(pick["model"]).record["attributes"]
-    shares = {str(k): float(p) for k, p in enumerate(probs)}
-    top = sorted(shares, key=shares.get, reverse=True)[:3]  # stable: ties keep digit order, as argmax does
-    bars = "".join(f'<div class="digit-row"><span class="digit">{k}</span><span class="track"><span class="bar" '
-                   f'style="width:{shares[k]:.0%}"></span></span><span class="share">{shares[k]:.0%}</span></div>'
-                   for k in top)
     amounts = settings["amounts"]
     rows = []
-    for name in ATTRIBUTES:
+    for column, name in enumerate(measures.names):
         sd = spread[name]["sd"]
-        change = (now[name] - before.get(name, now[name])) / sd
+        was = before.get(name, now[name])
+        moved = float(measures.difference([[now[name]]], [[was]], [column])[0, 0])
+        change = moved / sd if varies(spread[name]) else 0.0
         asked = amounts.get(name, 0.0)
         if asked:
             note = ("edited" if abs(change - asked) <= EDIT_TOLERANCE_SD else
@@ -239,17 +275,24 @@ def readout_html(models: ModelCache, pick, settings, probs, now: dict) -> tuple[
             note = "locked" if abs(change) <= SIDE_EFFECT_SD else "<b>locked, but moved</b>"
         else:
             note = "<b>moved unasked</b>" if abs(change) > SIDE_EFFECT_SD else ""
-        unit = UNITS[name] if name in SLIDERS else f"{UNITS[name]}, measured only: no slider"
-        rows.append(f"<tr><td>{name} ({unit})</td><td>{before.get(name, float('nan')):.1f}</td><td>{now[name]:.1f}</td>"
+        unit = measures.units[name] if name in measures.sliders else f"{measures.units[name]}, measured only: no slider"
+        rows.append(f"<tr><td>{name} ({unit})</td><td>{before.get(name, float('nan')):.3g}</td><td>{now[name]:.3g}</td>"
                     f"<td>{change:+.2f}</td><td>{f'{asked:+.1f}' if asked else ('0 (locked)' if name in settings['locks'] else '')}</td>"
                     f"<td>{note}</td></tr>")
+    table = ('<table><thead><tr><th>measure</th><th>picked</th><th>edited</th><th>change (sd)</th><th>asked (sd)</th>'
+             f'<th>status</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
+    if probs is None:
+        return {}, f'<div class="readout">{table}</div>'
+    shares = {str(k): float(p) for k, p in enumerate(probs)}
+    top = sorted(shares, key=shares.get, reverse=True)[:3]  # stable: ties keep digit order, as argmax does
+    bars = "".join(f'<div class="digit-row"><span class="digit">{k}</span><span class="track"><span class="bar" '
+                   f'style="width:{shares[k]:.0%}"></span></span><span class="share">{shares[k]:.0%}</span></div>'
+                   for k in top)
     kept = "digit" in settings["locks"] and not settings["digit"]
     lost = kept and int(top[0]) != settings["digit_read"]
     return shares, (
         f'<div class="readout"><div class="digits"><div class="caption">digit the classifier reads</div>{bars}</div>'
-        '<table><thead><tr><th>measure</th><th>picked</th><th>edited</th><th>change (sd)</th><th>asked (sd)</th>'
-        f'<th>status</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
-        f"<p>Reads as <b>{top[0]}</b> ({shares[top[0]]:.0%}); the picked sample read as {settings['digit_read']}."
+        f"{table}<p>Reads as <b>{top[0]}</b> ({shares[top[0]]:.0%}); the picked sample read as {settings['digit_read']}."
         + (" <b>The digit changed although it is kept</b>: the edit asks for more than this digit can take." if lost else "")
         + "</p>"
         + ("<p>“keep the digit” stands aside while “toward digit” is moved.</p>"
@@ -257,26 +300,42 @@ def readout_html(models: ModelCache, pick, settings, probs, now: dict) -> tuple[
 
 
 def measures_html(before: dict, now: dict) -> str:
-    """The readout of a model whose data has no named edit directions: the measures any image has, picked and
-    edited, so a principal slider's effect is read in plain terms."""
+    """The readout while a model's edit directions are still being fitted: its measures, picked and edited."""
     rows = "".join(f"<tr><td>{name}</td><td>{before.get(name, float('nan')):.3g}</td><td>{value:.3g}</td>"
                    f"<td>{value - before.get(name, value):+.3g}</td></tr>" for name, value in now.items())
     return ('<div class="readout"><table><thead><tr><th>measure</th><th>picked</th><th>edited</th><th>change</th>'
-            f"</tr></thead><tbody>{rows}</tbody></table><p>{NO_NAMED_SLIDERS}</p></div>")
+            f"</tr></thead><tbody>{rows}</tbody></table><p>{WAITING}</p></div>")
 
 
-NO_NAMED_SLIDERS = ("This model's images are not digits, so the named sliders (Morpho-MNIST measures) and the "
-                    "digit lock do not apply: move the principal directions below; the table reads what they change.")
+WAITING = ("The named sliders, their locks and the principal directions open when the fit of this model's edit "
+           "directions finishes (its progress is shown above).")
 
 
 def open_pick(models: ModelCache, pick):
-    """Show the picked latent unedited; reset every control; label the principal sliders by what they move."""
+    """Show the picked latent unedited; reset every control; name the sliders by the model's domain's measures
+    and label the principal sliders by what they move. While the model's directions are being fitted in the
+    background, the image and measures show at once and the sliders wait (the tab's timer reopens the pick)."""
     model, z = picked_latent(models, pick, smooth=True)
     image = models.decode(pick["model"], z)
     probs, figures = measured(models, pick["model"], image)
-    named_edits = domain_of(model).has_attributes
-    settings = fresh_settings(int(probs.argmax()) if named_edits else 0, figures, OPENING_LOCKS if named_edits else ())
-    record = models.attributes(pick["model"]).record if named_edits else {}
+    measures = measures_of(model)
+    classes = bool(measures.classes)
+    hidden = gr.update(visible=False, value=0)
+    if models.fitting_in_background(pick["model"]):
+        settings = fresh_settings((), classes, int(probs.argmax()) if classes else 0, figures, waiting=True)
+        waiting = gr.update(value=0, interactive=False)
+        return [to_image(image, 10), f"Editing **{pick.get('label', pick['model'])}**. {WAITING}", settings,
+                measures_html(figures, figures),
+                *[gr.update(value=0, label="(fitting)", interactive=False, visible=i < len(measures.sliders))
+                  for i in range(N_NAMED)],
+                gr.update(value=0, interactive=False, visible=classes), gr.update(interactive=False, visible=classes),
+                *[waiting] * N_PRINCIPAL, *[gr.update(value=False, interactive=False, visible=i < len(measures.sliders))
+                                           for i in range(N_NAMED)],
+                gr.update(value=False, interactive=False, visible=classes), to_image(image, 3),
+                gr.update(visible=model.decode_is_slow)]
+    settings = fresh_settings(measures.sliders, classes, int(probs.argmax()) if classes else 0, figures,
+                              OPENING_LOCKS if classes else ())
+    record = models.attributes(pick["model"]).record
     labels = record.get("principal_labels", [])
     shares = models.directions(pick["model"]).explained_variance.tolist()
     principal = []
@@ -286,16 +345,41 @@ def open_pick(models: ModelCache, pick):
             continue
         name = f" ~ {labels[i]['attribute']} (r = {labels[i]['r']:+.2f})" if i < len(labels) else ""
         principal.append(gr.update(label=f"PC{i + 1}{name}, {shares[i]:.0%} of image variance", value=0, interactive=True))
-    if named_edits:
-        fits = record["attributes"]
-        named = [gr.update(value=0, label=f"{n} (1 = {fits[n]['sd']:.1f} {UNITS[n]})", interactive=True) for n in SLIDERS]
-    else:
-        named = [gr.update(value=0, label=f"{n} (digits only)", interactive=False) for n in SLIDERS]
+    fits = record["attributes"]
+    named, locks = [], []
+    for i in range(N_NAMED):
+        if i >= len(measures.sliders):
+            named.append(hidden)
+            locks.append(gr.update(visible=False, value=False))
+            continue
+        n = measures.sliders[i]
+        label = (f"{n} (1 = {fits[n]['sd']:.3g} {measures.units[n]})" if varies(fits[n])
+                 else f"{n} (does not vary over this model's samples)")
+        named.append(gr.update(value=0, label=label, interactive=varies(fits[n]), visible=True))
+        locks.append(gr.update(value=n in settings["locks"], interactive=True, visible=True))
     _, readout = readout_html(models, pick, settings, probs, figures)  # unedited: the measures above
-    return [to_image(image, 10), f"Editing **{pick.get('label', pick['model'])}**.", settings, readout,
-            *named, gr.update(value=0, interactive=named_edits), gr.update(value=settings["target"], interactive=named_edits),
-            *principal, *[gr.update(value=n in settings["locks"], interactive=named_edits) for n in LOCKABLE],
+    return [to_image(image, 10), f"Editing **{pick.get('label', pick['model'])}**.", settings, readout, *named,
+            gr.update(value=0, interactive=classes, visible=classes),
+            gr.update(value=settings["target"], interactive=classes, visible=classes), *principal, *locks,
+            gr.update(value="digit" in settings["locks"], interactive=classes, visible=classes),
             to_image(image, 3), gr.update(visible=model.decode_is_slow)]  # Stop applies where a move takes seconds
+
+
+def varies(fit: dict) -> bool:
+    """Whether an attribute was given a direction (it varied over the model's samples); fits from before that
+    was recorded gave every attribute with a spread one."""
+    return fit.get("fitted", fit["sd"] > 0)
+
+
+def fit_tick(models: ModelCache, pick, settings) -> list:
+    """The Edit tab's timer, while an opened model's directions are fitted in the background: -> (the progress
+    line, open_pick's outputs, the timer). A pick opened while its fit ran is reopened once the fit is done;
+    the timer stops when no fit is under way and no pick waits."""
+    line = models.fit_progress()
+    waiting = isinstance(settings, dict) and settings.get("waiting") and isinstance(pick, dict)
+    if waiting and pick.get("model") in models.names and models.fitted(pick["model"]):
+        return [line, *open_pick(models, pick), gr.Timer(active=bool(line))]
+    return [line, *[gr.skip()] * len(open_pick_outputs()), gr.Timer(active=bool(line) or bool(waiting))]
 
 
 def default_pick(models: ModelCache) -> dict | None:
@@ -315,8 +399,8 @@ def open_default_pick(models: ModelCache):
 
 def open_pick_outputs() -> list[str]:
     """The names of open_pick's outputs, in order (build() wires the components in the same order)."""
-    return ["image", "source", "settings", "readout", *SLIDERS, "digit", "target", *(f"pc{i}" for i in range(N_PRINCIPAL)),
-            *(f"lock:{n}" for n in LOCKABLE), "thumbnail", "stop"]
+    return ["image", "source", "settings", "readout", *SLOTS, "digit", "target", *(f"pc{i}" for i in range(N_PRINCIPAL)),
+            *(f"lock:{n}" for n in SLOTS), "lock:digit", "thumbnail", "stop"]
 
 
 def edited_pick(models: ModelCache, pick, settings):
@@ -462,8 +546,8 @@ def api_edit_attributes(models: ModelCache, model: str, seed: int, index: int, a
         model: the name of a model whose latent can be edited, e.g. "vae-mnist" (not pixelcnn-mnist or rbm-mnist)
         seed: the grid's seed, a whole number from 0 to 2^63 - 1
         index: which sample of the grid, a whole number from 0 to count - 1
-        amounts: attribute names (thickness, slant, width, height, area, "digit 0" to "digit 9") mapped to numbers from -3 to 3, in standard deviations of that attribute over the model's samples
-        lock: attribute names to hold still while the others move, and "digit" to keep the digit the classifier reads; none if left out
+        amounts: attribute names mapped to numbers from -3 to 3, in standard deviations of that attribute over the model's samples: for the digits thickness, slant, width, height, area and "digit 0" to "digit 9"; for a model of your own (--model) brightness, contrast, colourfulness and hue (colour only), sharpness, "centre x", "centre y", "foreground size"
+        lock: attribute names to hold still while the others move, and, for the digits, "digit" to keep the digit the classifier reads; none if left out
         temperature: the prior's scale the grid was drawn at, from 0 to 2
         count: how many samples the grid holds, a whole number from 1 to 64 (the Sample tab's "samples")
     Returns:
@@ -498,7 +582,7 @@ def slow_handler(models: ModelCache, control: str):
 
 
 def build(models: ModelCache, picked: gr.State):
-    gr.Markdown(EXPLANATION)
+    gr.Markdown(EXPLANATION + (OWN_MODELS_NOTE if models.opened() else ""))
     settings = gr.State(None)
     with gr.Row():
         with gr.Column(scale=1):
@@ -511,12 +595,18 @@ def build(models: ModelCache, picked: gr.State):
             stop = gr.Button("Stop the edit", variant="stop", visible=False, elem_id="edit-stop")
             readout = gr.HTML(elem_id="edit-readout")
         with gr.Column(scale=2):
+            fitting = gr.Markdown(elem_id="edit-fitting")
+            # until a pick opens (on page load), the slots are named as the first editable model's domain names them
+            editable = models.names_where("smooth_latent")
+            first = (domain_of(models.domain(editable[0])).edit_measures(models.image_shape(editable[0])).sliders
+                     if editable else ())
             named, locks = [], []
-            for i, name in enumerate(SLIDERS):
+            for i in range(N_NAMED):
                 with gr.Row():
-                    named.append(gr.Slider(-SLIDER_RANGE, SLIDER_RANGE, value=0, step=0.1, label=name, scale=4,
-                                           elem_id=f"edit-{name}"))
-                    locks.append(gr.Checkbox(label="lock", value=False, scale=1, min_width=60, elem_id=f"edit-lock-{name}"))
+                    named.append(gr.Slider(-SLIDER_RANGE, SLIDER_RANGE, value=0, step=0.1, scale=4, visible=i < len(first),
+                                           label=first[i] if i < len(first) else f"slider {i + 1}", elem_id=f"edit-slot-{i}"))
+                    locks.append(gr.Checkbox(label="lock", value=False, scale=1, min_width=60, visible=i < len(first),
+                                             elem_id=f"edit-lock-slot-{i}"))
             with gr.Row():
                 digit = gr.Slider(-SLIDER_RANGE, SLIDER_RANGE, value=0, step=0.1, label="toward digit", scale=3, elem_id="edit-digit")
                 target = gr.Dropdown(list(range(10)), value=1, label="target digit", scale=1, min_width=60,
@@ -548,8 +638,8 @@ def build(models: ModelCache, picked: gr.State):
             rebuilt = image_view(label="reconstruction", type="pil", height=150, width=200, elem_id="edit-rebuilt")
             encoded_caption = gr.Markdown(elem_id="edit-encoded")
 
-    controls = [(c, n) for c, n in zip(named, SLIDERS)] + [(digit, "digit"), (target, "target")] + \
-        [(c, f"pc{i}") for i, c in enumerate(principal)] + [(c, f"lock:{n}") for c, n in zip(locks, LOCKABLE)]
+    controls = [(c, n) for c, n in zip(named, SLOTS)] + [(digit, "digit"), (target, "target")] + \
+        [(c, f"pc{i}") for i, c in enumerate(principal)] + [(c, f"lock:{n}") for c, n in zip(locks, (*SLOTS, "digit"))]
     slow_moves = []
     for component, control in controls:
         fast = functools.partial(lambda p, s, v, control: lane_move(models, p, s, control, v, slow_lane=False), control=control)
@@ -567,6 +657,10 @@ def build(models: ModelCache, picked: gr.State):
 
     opened = [image, source, settings, readout, *named, digit, target, *principal, *locks, thumbnail, stop]
     reset.click(lambda p: open_pick(models, p), picked, opened, api_visibility="private")
+    if models.opened():  # a server with models of the user's own shows their background fits' progress
+        timer = gr.Timer(2.0)
+        timer.tick(lambda p, s: fit_tick(models, p, s), [picked, settings], [fitting, *opened, timer],
+                   show_progress="hidden", concurrency_limit=None, api_visibility="private")
 
     def encoder_of(read):
         def encode(value, name):

@@ -15,7 +15,6 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from ..data import load_mnist, to_tensor
 from ..domains import domain_of
 from ..latent import LatentMap, latent_map_steps
 from .common import LONG_WORK, check_choice, check_int, export_folder, export_frames, image_view, model_or_error, to_image
@@ -168,16 +167,17 @@ def draw(models: ModelCache, name):
     progress, {"model", "done", "total", "shown"}, is what `stopped` reports on once the drawing has ended."""
     model = mappable_or_error(models, name)
     if built_map(models, name) is None:
-        heldout = load_mnist("heldout")
-        total, began = len(heldout.labels), time.perf_counter()
+        domain = domain_of(model)
+        images, labels = domain.heldout(), domain.heldout_labels()
+        total, began = len(labels), time.perf_counter()
         yield None, f"**{name}**: encoding {total:,} digits to place them on its map...", [], \
             {"model": name, "done": 0, "total": total, "shown": False}
-        for done, mapped in latent_map_steps(model, to_tensor(heldout.images), CHUNK):
+        for done, mapped in latent_map_steps(model, images, CHUNK):
             if mapped is None:
                 left = (time.perf_counter() - began) / done * (total - done)
                 yield (gr.skip(), f"**{name}**: {done:,} of {total:,} digits encoded, about {left:.0f} s left",
                        gr.skip(), {"model": name, "done": done, "total": total, "shown": False})
-        keep_map(models, name, (mapped, heldout.labels))
+        keep_map(models, name, (mapped, labels))
     image, caption, path = show_map(models, name)
     yield image, caption, path, {"model": name, "shown": True}
 

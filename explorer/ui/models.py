@@ -16,11 +16,11 @@ from typing import Callable, TypeVar
 import numpy as np
 import torch
 
-from ..attributes import AttributeDirections, directions_for
+from ..attributes import AttributeDirections, cached_attribute_directions, directions_for, measures_of
 from ..base import LatentModel, pick_device
 from ..checkpoint import list_models, read_record, resolve
 from ..open import load_model
-from ..data import load_mnist, to_tensor
+from ..domains import domain_of
 from ..latent import Directions, LatentMap, cached_principal_directions, latent_map, load_directions, principal_directions
 from ..metrics import load_classifier
 from ..models import FAMILIES, model_class
@@ -29,7 +29,35 @@ DECODE_CACHE = 64
 # prior samples an opened model's principal directions are fitted on when each decode is a DDIM run (the
 # shipped models use 1000): 8 components of the images settle with a few hundred, at a fifth of the wait
 OPENED_SAMPLES = 200
+OPENED_CALIBRATION = 24  # and the latents each attribute's step is calibrated on (100 for the shipped ones)
 T = TypeVar("T")
+
+
+class CountingModel:
+    """A model seen through a fit: counts the images decoded (`report(count)` after each decode), and keeps the
+    last batch `decode_in_batches` decoded, since the principal and the attribute fit both begin by decoding the
+    same prior samples (seed 0). Everything else is the model's own; the model itself is not touched."""
+
+    def __init__(self, model: LatentModel, report: Callable[[int], None]) -> None:
+        self._model, self._report, self.decoded = model, report, 0
+        self._last: tuple[bytes, torch.Tensor] | None = None
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        images = self._model.decode(z)
+        self.decoded += len(z)
+        self._report(self.decoded)
+        return images
+
+    def decode_in_batches(self, z: torch.Tensor, batch_size: int = 250) -> torch.Tensor:
+        key = z.detach().cpu().numpy().tobytes()
+        if self._last is None or self._last[0] != key:
+            # small batches for a slow decoder, so the count moves while a DDIM run of 250 would take minutes
+            size = min(batch_size, 25) if self._model.decode_is_slow else batch_size
+            self._last = (key, torch.cat([self.decode(chunk.to(self._model.device)).cpu() for chunk in z.split(size)]))
+        return self._last[1].clone()
 
 
 class ModelCache:
@@ -49,11 +77,18 @@ class ModelCache:
         self._building: dict[tuple[str, str], threading.Lock] = {}
         self._decoded: OrderedDict[tuple, torch.Tensor] = OrderedDict()  # the last few decodes (see decode)
         self._guard = threading.Lock()  # held for dictionary reads and writes only, never while building
+        self._fitting: dict[str, dict] = {}  # opened model -> how far its directions' fit has got (fit_progress)
+        self._counting: dict[str, CountingModel] = {}
+        self._background: dict[str, threading.Thread] = {}
 
     def record(self, name: str) -> dict:
         """A shipped checkpoint's config.json record (how it was made, its measured figures); {} for an opened
         model, which has none."""
         return self._records.get(name, {})
+
+    def opened(self) -> list[str]:
+        """The names of the models the server's command line opened (served after the shipped ones)."""
+        return list(self._opened)
 
     def image_shape(self, name: str) -> tuple[int, int, int]:
         """(channels, height, width) of the model's images, without loading its weights."""
@@ -98,36 +133,96 @@ class ModelCache:
         return self._once("model", name, lambda: load_model(name, self.device_for(name)).requires_grad_(False))
 
     def directions(self, name: str) -> Directions:
-        """Principal latent directions: shipped beside the checkpoint, else fitted once on first use."""
+        """Principal latent directions: shipped beside the checkpoint, else fitted once on first use (an opened
+        model's in the explorer's own cache, see latent.cached_fit)."""
         model = self.get(name)
 
         def make() -> Directions:
-            if name in self._opened:  # fitted once per weights, in the explorer's own cache (see latent.cache_root)
-                found = cached_principal_directions(model, samples=OPENED_SAMPLES if model.decode_is_slow else 1000)
+            if name in self._opened:
+                found = cached_principal_directions(self._counted(name), samples=self._opened_samples(name))
             else:
                 found = load_directions(resolve(name)) or principal_directions(model)
             return Directions(*(t.to(model.device) for t in (found.vectors, found.explained_variance, found.scale)))
         return self._once("directions", name, make)
 
+    def attributes(self, name: str) -> AttributeDirections:
+        """Named attribute directions: shipped beside the checkpoint, else fitted once on first use (an opened
+        model's to its domain's measures, in the explorer's own cache, labelling its principal directions)."""
+        model = self.get(name)
+        if name not in self._opened:
+            return self._once("attributes", name, lambda: directions_for(model))
+
+        def make() -> AttributeDirections:
+            slow = model.decode_is_slow
+            found = cached_attribute_directions(self._counted(name), self._opened_samples(name),
+                                                OPENED_CALIBRATION if slow else 100, principal=self.directions(name))
+            return found.to(model.device)
+        return self._once("attributes", name, make)
+
+    def _opened_samples(self, name: str) -> int:
+        return OPENED_SAMPLES if self._opened[name].decode_is_slow else 1000
+
+    def _counted(self, name: str) -> CountingModel:
+        """The opened model seen through one CountingModel for all its fits, whose count fit_progress reads."""
+        def report(decoded: int) -> None:
+            with self._guard:
+                self._fitting.setdefault(name, {"began": time.perf_counter()})["decoded"] = decoded
+
+        with self._guard:
+            return self._counting.setdefault(name, CountingModel(self._opened[name], report))
+
+    def fitted(self, name: str) -> bool:
+        """Whether both kinds of edit direction of `name` are built (Edit opens it without waiting)."""
+        return self.built("directions", name) is not None and self.built("attributes", name) is not None
+
+    def fit_progress(self) -> str:
+        """A line on how far the opened models' background fits have got ("" when none is under way): images
+        decoded of the most it may take (a fit kept in the cache decodes none), and the time so far."""
+        from .common import time_left  # (common imports this module)
+
+        lines = []
+        for name in self._opened:
+            with self._guard:
+                state = dict(self._fitting.get(name, {}))
+                started = name in self._fitting or self._background.get(name) is not None
+            if not started or self.fitted(name):
+                continue
+            model = self._opened[name]
+            samples = self._opened_samples(name)
+            calibration = OPENED_CALIBRATION if model.decode_is_slow else 100
+            # the attribute fit's probes: two decodes per measure and calibration latent
+            total = samples + 2 * calibration * len(measures_of(model).columns)
+            decoded = state.get("decoded", 0)
+            elapsed = time.perf_counter() - state.get("began", time.perf_counter())
+            left = time_left(decoded, total, elapsed) if decoded >= 25 else ""  # a rate from the first batch on
+            lines.append(f"Fitting the edit directions of **{name}** in the background: {decoded} of at most {total} "
+                         f"images decoded, {elapsed:.0f} s so far{', ' + left + ' at most' if left else ''}. Its Edit "
+                         "sliders open when it finishes; every other model works meanwhile.")
+        return " ".join(lines)
+
     def fit_opened_in_background(self) -> list[threading.Thread]:
-        """Start fitting each opened model's principal directions in a thread of its own, so that they are
-        ready (or under way) before anyone opens the Edit tab on it: for a many-step decoder the fit takes
-        minutes on a CPU, and a first Edit request then waits only for what is left of it (`_once` makes it
-        one fit whoever asks). A fit found in the explorer's cache returns at once. -> the threads."""
+        """Start fitting each opened model's edit directions (principal, then named attributes) in a thread of
+        its own, so that they are ready (or under way) before anyone opens the Edit tab on it: for a many-step
+        decoder the fit takes minutes on a CPU, and a first Edit request then waits only for what is left of it
+        (`_once` makes it one fit whoever asks; `fit_progress` says how far it has got). A fit found in the
+        explorer's cache returns at once. -> the threads."""
         def fit(name: str) -> None:
             began = time.perf_counter()
-            self.directions(name)
-            print(f"* Principal directions of {name} ready ({time.perf_counter() - began:.0f} s)", flush=True)
+            self.attributes(name)  # which fits the principal directions first: the attributes' labels need them
+            print(f"* Edit directions of {name} ready ({time.perf_counter() - began:.0f} s)", flush=True)
 
         threads = [threading.Thread(target=fit, args=(name,), daemon=True, name=f"fit-{name}") for name in self._opened]
+        with self._guard:
+            self._background.update(zip(self._opened, threads))
         for thread in threads:
             thread.start()
         return threads
 
-    def attributes(self, name: str) -> AttributeDirections:
-        """Named attribute directions: shipped beside the checkpoint, else fitted once on first use."""
-        model = self.get(name)
-        return self._once("attributes", name, lambda: directions_for(model))
+    def fitting_in_background(self, name: str) -> bool:
+        """Whether a background fit of `name` is under way (then Edit shows its progress instead of waiting)."""
+        with self._guard:
+            thread = self._background.get(name)
+        return thread is not None and thread.is_alive() and not self.fitted(name)
 
     def decode(self, name: str, z: torch.Tensor) -> torch.Tensor:
         """model.decode(z), remembering the last DECODE_CACHE results: a slider dragged back and forth, Reset
@@ -150,8 +245,8 @@ class ModelCache:
         model = self.get(name)
 
         def make() -> tuple[LatentMap, np.ndarray]:
-            heldout = load_mnist("heldout")
-            return latent_map(model, to_tensor(heldout.images)), heldout.labels
+            domain = domain_of(model)
+            return latent_map(model, domain.heldout()), domain.heldout_labels()
         return self._once("latent map", name, make)
 
     def built(self, kind: str, name: str):
