@@ -51,6 +51,31 @@ def path(a: torch.Tensor, b: torch.Tensor, frames: int, mode: str = "slerp") -> 
     return torch.stack([blend(a, b, float(t)) for t in torch.linspace(0, 1, frames)])
 
 
+MAX_AXIS_ROWS = 32  # a vector latent with at most this many coordinates is traversed one coordinate per row
+
+
+def traversal(z: torch.Tensor, principal: "Directions | None" = None, span: float = 2.0, steps: int = 7) -> tuple[torch.Tensor, list[str]]:
+    """Latent traversals, the figure of the beta-VAE papers (Higgins et al. 2017, Fig. 1): one latent z (of the
+    model's latent shape, no batch dimension) with one thing swept per row, -> ((rows, steps, *latent_shape), row names).
+    A vector latent of at most MAX_AXIS_ROWS coordinates: row j sets coordinate j to each of `steps` values
+    evenly from -span to +span (the prior's standard deviations), the others kept; any other latent (an image-shaped
+    x_T, a 100-d GAN code): row k moves z along principal direction k by -span to +span of its latent standard
+    deviation (`principal`, latent.principal_directions)."""
+    z = z.detach()
+    amounts = torch.linspace(-span, span, steps, dtype=z.dtype, device=z.device)
+    if z.dim() == 1 and len(z) <= MAX_AXIS_ROWS:
+        rows = z.repeat(len(z), steps, 1)
+        for j in range(len(z)):
+            rows[j, :, j] = amounts
+        return rows, [f"z{j}" for j in range(len(z))]
+    if principal is None:
+        raise ValueError("a latent of this size is traversed along its principal directions: pass them")
+    vectors, scale = principal.vectors.to(z), principal.scale.to(z)
+    moves = amounts[None, :, None] * (scale[:, None, None] * vectors.flatten(1)[:, None, :])
+    rows = z.reshape(1, 1, -1) + moves
+    return rows.reshape(len(vectors), steps, *z.shape), [f"PC{k + 1}" for k in range(len(vectors))]
+
+
 @dataclass
 class Directions:
     """Unit latent directions (k, *latent_shape), the share of image variance each principal component

@@ -175,6 +175,20 @@ def test_a_diffusion_edit_arrives_through_its_own_lane(page):
     page.wait_for_function("[...document.querySelectorAll('#edit-readout tr')].some(r => r.innerText.includes('thickness') && r.innerText.includes('edited'))")
 
 
+def test_the_traversal_grid_draws_the_picked_latent_and_offers_its_png(page):
+    """Edit's traversal fold on the default pick (vae-mnist, 16 coordinates): a grid with a row per coordinate,
+    its caption, and the PNG to download."""
+    open_tab(page, "Edit")
+    page.wait_for_function("document.querySelector('#edit-source').innerText.includes('seed 0 #0')")
+    page.get_by_text("Latent traversal: the picked latent").click()
+    page.click("#edit-traversal-run")
+    page.wait_for_function("document.querySelector('#edit-traversal-caption')?.innerText.includes('one row per latent coordinate')")
+    page.wait_for_selector("#edit-traversal img")
+    size = page.evaluate("(() => { const i = document.querySelector('#edit-traversal img'); return [i.naturalWidth, i.naturalHeight]; })()")
+    assert size[1] > 16 * 56 and size[0] > 7 * 56, size  # 16 rows of 7 digits, each at least twice its size
+    assert "vae-mnist-traversal.png" in "".join(page.inner_text("#edit-traversal-png").split())  # stem, suffix apart
+
+
 def readout_cells(page, measure: str) -> list[str]:
     return page.evaluate("""m => [...[...document.querySelectorAll('#edit-readout tr')]
         .find(r => r.innerText.startsWith(m)).querySelectorAll('td')].map(c => c.innerText.trim())""", measure)

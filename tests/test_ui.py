@@ -578,3 +578,34 @@ def test_each_pick_moves_in_its_own_lane(models, vae_pick):
     with pytest.raises(gr.Error, match="Sample tab"):  # nothing picked: the fast lane says what to do
         edit.lane_move(models, None, settings, "thickness", 1.0, slow_lane=False)
     assert edit.lane_move(models, None, settings, "thickness", 1.0, slow_lane=True) == skip
+
+
+def test_a_traversal_sweeps_each_coordinate_and_labels_it_by_what_it_moves(models, vae_pick):
+    from explorer.latent import traversal
+
+    z = torch.tensor(vae_pick["latent"])
+    rows, names = traversal(z, None, 2.0, 7)
+    assert rows.shape == (16, 7, 16) and names[3] == "z3"
+    assert torch.equal(rows[3, :, 3], torch.linspace(-2, 2, 7))  # coordinate 3 swept, the others kept
+    assert torch.equal(rows[3, :, :3], z[:3].expand(7, 3)) and torch.equal(rows[3, :, 4:], z[4:].expand(7, 12))
+    grid, png, caption = edit.traversal_grid(models, vae_pick, 2.0)
+    assert "one row per latent coordinate" in caption and png.endswith("vae-mnist-traversal.png")
+    assert np.array_equal(np.asarray(Image.open(png)), np.asarray(grid))
+    assert grid.height > 16 * 28 * 2  # 16 rows, each a digit at twice its size at least
+    for bad in (0.0, 9.0, float("nan"), "2"):
+        with pytest.raises(gr.Error, match="span"):
+            edit.traversal_grid(models, vae_pick, bad)
+
+
+def test_an_image_shaped_latent_is_traversed_along_its_principal_directions(models):
+    from explorer.latent import traversal
+
+    principal = models.directions("ddpm-mnist")
+    z = torch.randn(1, 28, 28, generator=torch.Generator().manual_seed(0))
+    rows, names = traversal(z, principal, 1.5, 5)
+    assert rows.shape == (len(principal.vectors), 5, 1, 28, 28) and names[0] == "PC1"
+    # row k moves z along direction k by -1.5..1.5 of its latent standard deviation
+    move = (rows[2, -1] - z).flatten()
+    assert torch.allclose(move, 1.5 * principal.scale[2] * principal.vectors[2].flatten(), atol=1e-5)
+    with pytest.raises(ValueError, match="principal directions"):
+        traversal(z, None)

@@ -142,6 +142,30 @@ def labelled_strip(images: torch.Tensor, labels: list[str], scale: int = 3) -> I
     return strip
 
 
+def labelled_grid(images: torch.Tensor, row_labels: list[str], column_labels: list[str], scale: int = 2) -> Image.Image:
+    """Images (rows, columns, C, H, W) as a grid, each row's label at its left and each column's above (set as
+    labelled_strip sets its captions: Pillow's scalable font, never under 14 px)."""
+    rows, columns = images.shape[:2]
+    scale = display_scale(images.shape[-2], images.shape[-1], scale)
+    width, height = images.shape[-1] * scale, images.shape[-2] * scale
+    mode, background, ink = ("RGB", (40, 40, 40), (235, 235, 235)) if images.shape[-3] == 3 else ("L", 40, 235)
+    draw = ImageDraw.Draw(Image.new(mode, (1, 1)))
+    size = max(14, min(height // 3, 18))
+    margin = int(max(draw.textlength(label, font_size=size) for label in row_labels)) + 16
+    band = size + 12
+    grid = Image.new(mode, (margin + columns * (width + 4) + 4, band + rows * (height + 4) + 4), background)
+    draw = ImageDraw.Draw(grid)
+    for c, label in enumerate(column_labels):
+        draw.text((margin + 4 + c * (width + 4) + width / 2, band / 2), label, fill=ink, font_size=size, anchor="mm")
+    for r in range(rows):
+        top = band + 4 + r * (height + 4)
+        draw.text((margin - 8, top + height / 2), row_labels[r], fill=ink, font_size=size, anchor="rm")
+        for c in range(columns):
+            cell = Image.fromarray(one_uint8(images[r, c])).resize((width, height), Image.Resampling.NEAREST)
+            grid.paste(cell, (margin + 4 + c * (width + 4), top))
+    return grid
+
+
 EXPORT_MAX_AGE_S = 5 * 60  # an exported file outlives the download it was made for by this long (Gradio's copy too)
 _exports: dict[str, Path] = {}
 _exports_guard = threading.Lock()

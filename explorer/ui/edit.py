@@ -18,8 +18,10 @@ import torch
 from ..attributes import edit, measures_of
 from ..data import DataError, open_image, prepare_digit
 from ..domains import domain_of
-from .common import (LONG_WORK, MAX_SEED, check_choice, check_float, check_int, image_rows, image_view, make_pick,
-                     model_or_error, picked_latent, shown, smooth_or_error, time_left, to_image, watched)
+from ..latent import traversal
+from .common import (LONG_WORK, MAX_SEED, check_choice, check_float, check_int, export_folder, image_rows, image_view,
+                     labelled_grid, make_pick, model_or_error, picked_latent, shown, smooth_or_error, time_left, to_image,
+                     watched)
 from .models import ModelCache
 from .sample import MAX_GRID, pick_sample
 
@@ -409,6 +411,60 @@ def edited_pick(models: ModelCache, pick, settings):
     return make_pick(pick["model"], z[0], f"{pick.get('label', pick['model'])}, edited")
 
 
+# --- latent traversals ----------------------------------------------------------------------------------------
+
+TRAVERSAL_STEPS = 7
+MOVES_NOTHING_SD = 0.3  # a row whose every measure spans less than this many SDs is labelled as moving nothing
+
+
+def traversal_grid(models: ModelCache, pick, span=2.0):
+    """The picked latent's traversal grid (explorer.latent.traversal): -> (the grid, its PNG file, a caption).
+    Each row is labelled with the measure of the model's domain it moves most, in SDs over the model's samples
+    (the spread of the row's values about its middle frame, signed by its first-to-last change)."""
+    model, z = picked_latent(models, pick, smooth=True)
+    span = check_float(span, "span", 0.5, 3.0)
+    name = pick["model"]
+    if models.fitting_in_background(name):
+        raise gr.Error(f"the directions of {name} are still being fitted: the traversal opens when the fit finishes")
+    rows, row_names = traversal(z[0], models.directions(name), span, TRAVERSAL_STEPS)
+    images = model.decode_in_batches(rows.flatten(0, 1)).reshape(*rows.shape[:2], *model.image_shape)
+    measures = measures_of(model)
+    fits = models.attributes(name).record["attributes"]
+    figures = measures.continuous(images.flatten(0, 1))
+    middle = TRAVERSAL_STEPS // 2
+    reads = (measures.read_class(images.flatten(0, 1).cpu(), models.classifier()).reshape(len(row_names), -1)
+             if measures.classes else None)
+    labels = []
+    for r, row in enumerate(row_names):
+        best, best_spread, sign = None, 0.0, 1.0
+        for column, measure in enumerate(measures.names):
+            if not varies(fits[measure]):
+                continue
+            values = figures[measure].reshape(len(row_names), TRAVERSAL_STEPS)[r]
+            change = measures.difference(values[:, None], np.full((TRAVERSAL_STEPS, 1), values[middle]), [column])[:, 0]
+            spread = (change.max() - change.min()) / fits[measure]["sd"]
+            if spread > best_spread:
+                best, best_spread, sign = measure, spread, 1.0 if change[-1] >= change[0] else -1.0
+        label = (f"{row}: moves nothing measured" if best is None or best_spread < MOVES_NOTHING_SD
+                 else f"{row} ~ {best} {'+' if sign > 0 else '-'}{best_spread:.1f} sd")
+        if reads is not None and reads[r, 0] != reads[r, -1]:  # the class read at the row's two ends
+            label += f", {reads[r, 0]}->{reads[r, -1]}"
+        labels.append(label)
+    grid = labelled_grid(images.cpu(), labels, [f"{a:+.1f}" for a in np.linspace(-span, span, TRAVERSAL_STEPS)])
+    out = export_folder()
+    stem = "".join(c if c.isascii() and c.isalnum() else "-" for c in f"{name}-traversal").strip("-")
+    png = out / f"{stem}.png"
+    grid.save(png)
+    what = (f"latent coordinate, set from {-span:+.1f} to {span:+.1f} (the prior's standard deviations) with the "
+            "others kept" if row_names[0] == "z0" else
+            f"principal direction, moved from {-span:+.1f} to {span:+.1f} of its latent standard deviation")
+    caption = (f"**{name}**: one row per {what}. Each row is labelled with the measure it moves "
+               f"most, in standard deviations over the model's samples; a row under {MOVES_NOTHING_SD} sd on every "
+               "measure moves nothing measured (a VAE's unused coordinates read so)"
+               + ("; \"6->2\" says the digit read at the row's two ends." if measures.classes else "."))
+    return grid, str(png), caption
+
+
 # --- the user's own digit -----------------------------------------------------------------------------------
 
 def digit_from_upload(upload) -> np.ndarray:
@@ -616,6 +672,14 @@ def build(models: ModelCache, picked: gr.State):
     with gr.Accordion("Principal directions (found without labels, named by what they move most)", open=False):
         principal = [gr.Slider(-SLIDER_RANGE, SLIDER_RANGE, value=0, step=0.1, label=f"PC{i + 1}", elem_id=f"edit-slider-{i}")
                      for i in range(N_PRINCIPAL)]
+    with gr.Accordion("Latent traversal: the picked latent with one coordinate (or direction) swept per row", open=False):
+        with gr.Row():
+            span = gr.Slider(0.5, 3.0, value=2.0, step=0.5, label="sweep each row from -span to +span", scale=3,
+                             elem_id="edit-traversal-span")
+            draw_traversal = gr.Button("Draw the traversal", variant="primary", scale=1, elem_id="edit-traversal-run")
+        traversal_caption = gr.Markdown(elem_id="edit-traversal-caption")
+        traversal_image = image_view(label="traversal", type="pil", elem_id="edit-traversal")
+        traversal_file = gr.File(label="the grid as PNG", elem_id="edit-traversal-png")
     with gr.Row():
         reset = gr.Button("Reset to the picked latent", elem_id="edit-reset")
         to_a = gr.Button("Use the edited digit as interpolation A", elem_id="edit-to-a")
@@ -678,6 +742,9 @@ def build(models: ModelCache, picked: gr.State):
         encodings[-1].failure(lambda p, c: encoding_failed(models, p, c), [picked, encoded_caption],
                               [encoded_caption, *opened], api_visibility="private")
     stop_encoding.click(None, None, None, cancels=encodings, api_visibility="private")
+    # a traversal decodes up to 32 rows of 7: the long-work lane
+    draw_traversal.click(lambda p, a: traversal_grid(models, p, a), [picked, span],
+                         [traversal_image, traversal_file, traversal_caption], api_visibility="private", **LONG_WORK)
     make_end = functools.partial(edited_pick, models)
     return {"open": (lambda p: open_pick(models, p), picked, opened), "to_a": to_a, "to_b": to_b,
             "load": (lambda: open_default_pick(models), None, [picked, *opened]),
