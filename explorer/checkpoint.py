@@ -142,9 +142,10 @@ def list_models(kind: str = "generative") -> list[str]:
     for folder in sorted(CHECKPOINTS_DIR.glob(f"*/{CONFIG_FILE}")):
         try:
             family = read_record(folder.parent)["family"]
-        except CheckpointError:
+            cls = model_class(family)
+        except (CheckpointError, KeyError):  # damaged, or of a family this version does not know: not listed
             continue
-        if kind == "all" or issubclass(model_class(family), LatentModel):
+        if kind == "all" or issubclass(cls, LatentModel):
             names.append(folder.parent.name)
     return names
 

@@ -103,8 +103,9 @@ def load_mnist(split: str = "train", data_dir: str | Path | None = None) -> Digi
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
-    """uint8 (N, 28, 28) -> float (N, 1, 28, 28) holding k/255, the form every model takes."""
-    return torch.from_numpy(np.ascontiguousarray(images)).float().div_(255.0).unsqueeze(1)
+    """uint8 (N, H, W) grey or (N, H, W, 3) colour -> float (N, C, H, W) holding k/255, the form every model takes."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255.0)
+    return x.permute(0, 3, 1, 2).contiguous() if x.dim() == 4 else x.unsqueeze(1)
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -247,9 +248,18 @@ def load_image_folder(folder: str | Path) -> Digits:
 
 
 def load_dataset(spec: str = "mnist", split: str = "train") -> Digits:
-    """'mnist' (shipped or official), or a path to a folder of images (all of it, for training)."""
+    """'mnist' (shipped or official); 'shapes', the colour world of explorer.domains.shapes, generated (its labels
+    the factor table, one column per factor in FACTORS order); or a path to a folder of images (all of it, for
+    training)."""
     if spec == "mnist":
         return load_mnist(split)
+    if spec == "shapes":
+        from .domains.shapes import FACTORS, SPLITS, split as shapes_split
+
+        images, factors = shapes_split(split)
+        table = np.stack([factors[name] for name in FACTORS], 1).astype(np.float32)
+        count, seed = SPLITS[split]
+        return Digits(images, table, f"shapes:{split}({count} images, seed={seed})")
     return load_image_folder(spec)
 
 

@@ -144,7 +144,7 @@ def test_a_model_never_run_here_is_estimated_from_its_checkpoint_record(monkeypa
     from explorer.checkpoint import read_record, resolve
 
     recorded = read_record(resolve("flow-mnist"))["metrics"]["sampling_ms_per_image"]
-    assert compare.expected_seconds("flow-mnist") == pytest.approx(recorded * compare.N_SAMPLES / 1000)
+    assert compare.expected_seconds(ModelCache("cpu", names=["flow-mnist"]), "flow-mnist") == pytest.approx(recorded * compare.N_SAMPLES / 1000)
 
 
 def test_stop_says_what_was_stopped_and_what_is_shown(models):

@@ -609,3 +609,16 @@ def test_an_image_shaped_latent_is_traversed_along_its_principal_directions(mode
     assert torch.allclose(move, 1.5 * principal.scale[2] * principal.vectors[2].flatten(), atol=1e-5)
     with pytest.raises(ValueError, match="principal directions"):
         traversal(z, None)
+
+
+def test_an_encoding_far_from_its_picture_says_so(models):
+    from explorer.domains import domain_of
+
+    digit = domain_of("digits").heldout()[0]
+    *_, caption, _ = edit.encode_digit(models, "vae-mnist", digit)
+    assert "far from the picture" not in caption
+    checkerboard = torch.zeros(1, 28, 28)
+    checkerboard[:, ::2, ::2] = checkerboard[:, 1::2, 1::2] = 1.0  # no digit a VAE of digits can draw
+    *_, caption, _ = edit.encode_digit(models, "vae-mnist", checkerboard)
+    error = float(caption.split("error ")[1].split(" ")[0])
+    assert error > edit.POOR_RECONSTRUCTION and "far from the picture" in caption

@@ -15,7 +15,7 @@ MEASURES = ("brightness", "contrast", "colourfulness", "hue", "sharpness", "cent
 COLOUR_ONLY = ("colourfulness", "hue")
 UNITS = {"brightness": "of white", "contrast": "of white", "colourfulness": "Hasler-Suesstrunk", "hue": "deg",
          "sharpness": "Laplacian^2", "centre x": "of the width", "centre y": "of the height",
-         "foreground size": "of the image"}
+         "foreground size": "share unlike the border"}
 
 
 class Generic:

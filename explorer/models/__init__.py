@@ -15,6 +15,7 @@ FAMILIES = {
     "pixelcnn": "explorer.models.pixelcnn:PixelCNN",
     "rbm": "explorer.models.rbm:RBM",
     "classifier": "explorer.models.classifier:Classifier",
+    "measurer": "explorer.models.measurer:Measurer",
 }
 
 

@@ -14,7 +14,6 @@ import time
 import gradio as gr
 import torch
 
-from ..checkpoint import CheckpointError, read_record, resolve
 from ..data import image_grid
 from .common import LONG_WORK, MAX_SEED, check_int, image_view
 from .models import ModelCache
@@ -41,14 +40,12 @@ def figure(metrics: dict, key: str, fmt: str) -> str:
     return format(metrics[key], fmt) if isinstance(metrics.get(key), (int, float)) else "-"
 
 
-def expected_seconds(name: str) -> float | None:
-    """About how long N_SAMPLES samples of `name` take: as measured here last time, else as recorded at evaluation."""
+def expected_seconds(models: ModelCache, name: str) -> float | None:
+    """About how long N_SAMPLES samples of `name` take: as measured here last time, else as recorded at evaluation
+    (None for a model without a record of ours, opened from elsewhere: no figure to go by)."""
     if name in _last_seconds:
         return _last_seconds[name]
-    try:
-        ms = read_record(resolve(name)).get("metrics", {}).get("sampling_ms_per_image")
-    except CheckpointError:  # a model without a record of ours: no figure to go by
-        return None
+    ms = models.record(name).get("metrics", {}).get("sampling_ms_per_image")
     return ms * N_SAMPLES / 1000 if isinstance(ms, (int, float)) else None
 
 
@@ -76,7 +73,7 @@ def compare(models: ModelCache, seed):
     names = models.names
     if not names:
         raise gr.Error("this server serves no models to compare")
-    expected = {name: expected_seconds(name) for name in names}
+    expected = {name: expected_seconds(models, name) for name in names}
     known = [s for s in expected.values() if s is not None]
     expected = {name: s if s is not None else sum(known) / max(len(known), 1) for name, s in expected.items()}
     skip = [gr.skip() for _ in names]

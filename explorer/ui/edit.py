@@ -56,7 +56,9 @@ EXPLANATION = (
 OWN_MODELS_NOTE = (
     " For a **model of your own** (opened with `--model`), whose data the explorer does not know, the traits are "
     "measures any image has: brightness, contrast, colourfulness and hue (colour models), sharpness, the centre of "
-    "mass and the foreground's size; there is no digit to keep."
+    "mass and the foreground's size (pixels unlike the border's grey); there is no digit to keep. On simple images "
+    "these measures move together (a brighter shape is also higher in contrast and more colourful), so expect "
+    "\"moved unasked\" flags, and lock what should stay."
 )
 OWN_DIGIT = (
     "**Your own digit.** Upload a picture or draw one (dark ink on a light page is fine: it is turned into "
@@ -65,6 +67,12 @@ OWN_DIGIT = (
     "exact inverse for a flow, DDIM inversion for diffusion, and optimisation for a GAN, which has no encoder. "
     "It then becomes the picked latent, to edit here or use as an interpolation end."
 )
+OWN_IMAGE = (
+    " For a **model of your own** the picture is only resized and centre-cropped to the model's size (in colour for "
+    "a colour model), not made MNIST-style: the explorer does not know what its training images looked like."
+)
+# a reconstruction further than this from the picture (mean absolute error, of 1) is flagged in the caption
+POOR_RECONSTRUCTION = 0.25
 
 
 def fresh_settings(sliders=(), classes: bool = False, digit_read: int = 0, original: dict | None = None, locks=(),
@@ -523,6 +531,9 @@ def encode_digit(models: ModelCache, name, digit: np.ndarray, report=None):
     error = float((reconstruction.cpu() - x).abs().mean())
     caption = (f"{ENCODED} **{name}** ({model.encode_method}): mean absolute pixel error {error:.3f} "
                f"({error * 255:.0f} of 255 levels). It is now the picked latent.")
+    if error > POOR_RECONSTRUCTION:
+        caption += (" **The reconstruction is far from the picture**: this model cannot draw it well (is it like the "
+                    "images the model was trained on?), so edits start from what it drew, not from your picture.")
     what = "your digit" if domain_of(model).has_classes else "your image"
     return to_image(x, 8), to_image(reconstruction, 8), caption, make_pick(name, z[0], f"{what}, {name}")
 
@@ -682,13 +693,15 @@ def build(models: ModelCache, picked: gr.State):
         traversal_file = gr.File(label="the grid as PNG", elem_id="edit-traversal-png")
     with gr.Row():
         reset = gr.Button("Reset to the picked latent", elem_id="edit-reset")
-        to_a = gr.Button("Use the edited digit as interpolation A", elem_id="edit-to-a")
-        to_b = gr.Button("Use the edited digit as interpolation B", elem_id="edit-to-b")
-    gr.Markdown(OWN_DIGIT)
+        to_a = gr.Button("Use the edited image as interpolation A", elem_id="edit-to-a")
+        to_b = gr.Button("Use the edited image as interpolation B", elem_id="edit-to-b")
+    gr.Markdown(OWN_DIGIT + (OWN_IMAGE if models.opened() else ""))
     with gr.Row():
         with gr.Column():
             encoder = gr.Dropdown(models.names_where("can_encode"), value=(models.names_where("can_encode") or [None])[0],
-                                  label="encode with", elem_id="edit-encoder")
+                                  label="encode with", elem_id="edit-encoder",
+                                  info=("not listed, as they have no encoder: " + ", ".join(cannot) if (cannot := [
+                                      n for n in models.names if not models.model_class(n).can_encode]) else None))
             upload = gr.File(label="upload an image (PNG, JPEG, ...)", file_types=["image"], type="filepath", elem_id="edit-upload")
             encode_upload = gr.Button("Encode the upload", variant="primary", elem_id="edit-encode-upload")
         with gr.Column():

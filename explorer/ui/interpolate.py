@@ -21,7 +21,8 @@ NOT_INTERPOLATED = "**Not interpolated:**"  # how a refusal's caption begins; a 
 EXPLANATION = (
     "Frames decoded from latents on a path from A to B. **Linear** paths cut through the middle of the "
     "Gaussian **prior**, where latents are atypically short; **spherical** (slerp) paths keep the norm of a "
-    "typical latent. Under each frame is the digit the evaluation classifier reads, with its confidence."
+    "typical latent. Under each frame is the digit the evaluation classifier reads, with its confidence (for a "
+    "model of your own, whose images are not digits, the frame's number)."
 )
 
 
