@@ -71,7 +71,7 @@ def render(factors: dict[str, np.ndarray]) -> np.ndarray:
     column = lambda name: np.asarray(factors[name], np.float64)[:, None, None]  # noqa: E731
     centres = np.arange(SIZE, dtype=np.float64) + 0.5
     dx, dy = centres[None, None, :] - column("x"), centres[None, :, None] - column("y")
-    period = np.select([shape == 1, shape == 2], [90.0, 120.0], 360.0)
+    period = np.array([SYMMETRY[kind] or 360.0 for kind in SHAPES])[shape]  # a circle's: any, so a whole turn
     turn = np.radians(column("rotation") / 360.0 * period)
     # into the shape's own frame: turned back by its rotation
     px, py = np.cos(turn) * dx + np.sin(turn) * dy, -np.sin(turn) * dx + np.cos(turn) * dy
