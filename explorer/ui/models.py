@@ -153,14 +153,16 @@ class ModelCache:
             return self._once("attributes", name, lambda: directions_for(model))
 
         def make() -> AttributeDirections:
-            slow = model.decode_is_slow
             found = cached_attribute_directions(self._counted(name), self._opened_samples(name),
-                                                OPENED_CALIBRATION if slow else 100, principal=self.directions(name))
+                                                self._opened_calibration(name), principal=self.directions(name))
             return found.to(model.device)
         return self._once("attributes", name, make)
 
     def _opened_samples(self, name: str) -> int:
         return OPENED_SAMPLES if self._opened[name].decode_is_slow else 1000
+
+    def _opened_calibration(self, name: str) -> int:
+        return OPENED_CALIBRATION if self._opened[name].decode_is_slow else 100
 
     def _counted(self, name: str) -> CountingModel:
         """The opened model seen through one CountingModel for all its fits, whose count fit_progress reads."""
@@ -188,8 +190,7 @@ class ModelCache:
             if not started or self.fitted(name):
                 continue
             model = self._opened[name]
-            samples = self._opened_samples(name)
-            calibration = OPENED_CALIBRATION if model.decode_is_slow else 100
+            samples, calibration = self._opened_samples(name), self._opened_calibration(name)
             # the attribute fit's probes: two decodes per measure and calibration latent
             total = samples + 2 * calibration * len(measures_of(model).columns)
             decoded = state.get("decoded", 0)
