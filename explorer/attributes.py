@@ -56,6 +56,9 @@ class Measures:
     continuous: Callable  # images (N, C, H, W) in [0, 1] -> {name: (N,) floats}, no classifier
     classes: tuple[str, ...] = ()
     circular: dict = field(default_factory=dict)
+    # device -> the domain's classifier there: a module whose forward maps images (N, C, H, W) in [0, 1] to
+    # class logits (N, classes), and whose predict gives (probabilities, features); for a domain with classes
+    load_classifier: Callable | None = None
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -79,12 +82,21 @@ class Measures:
                 out[:, k] = figures[self.names[c]]
         return out
 
+    def classifier(self, device):
+        """The domain's classifier on `device` (one instance per device, kept by its loader)."""
+        if self.load_classifier is None:
+            raise ValueError("this domain has no classes, so no classifier")
+        return self.load_classifier(device)
+
     def probabilities(self, images, classifier=None) -> np.ndarray:
         """(N, classes) the domain classifier's probabilities, run where the images are."""
+        if not isinstance(images, torch.Tensor):
+            images = torch.as_tensor(np.asarray(images, np.float32))
+        if images.dim() == 3:  # (N, H, W): grey images without their channel axis
+            images = images.unsqueeze(1)
         if classifier is None:
-            classifier = load_classifier(images.device if isinstance(images, torch.Tensor) else "cpu")
-        tensor = torch.as_tensor(_as_array(images)).unsqueeze(1)
-        return classifier.predict(tensor)[0].numpy().astype(np.float64)
+            classifier = self.classifier(images.device)
+        return classifier.predict(images.float())[0].numpy().astype(np.float64)
 
     def read_class(self, images, classifier=None) -> np.ndarray:
         """The class the classifier reads in each image."""
@@ -205,7 +217,7 @@ SLIDERS = ("thickness", "slant", "width", "height")  # the continuous attributes
 DIGITS = tuple(f"digit {k}" for k in range(10))        # "toward digit k": a linear classifier per digit
 # the digits domain's measures (explorer.domains.digits serves them): the five morphometrics, four of them sliders,
 # then the log-odds of each digit
-DIGIT_MEASURES = Measures(ATTRIBUTES, UNITS, SLIDERS, morphometrics, DIGITS)
+DIGIT_MEASURES = Measures(ATTRIBUTES, UNITS, SLIDERS, morphometrics, DIGITS, load_classifier=load_classifier)
 ATTRIBUTES_FILE, ATTRIBUTES_RECORD = "attributes.safetensors", "attributes.json"
 MIN_ALIGNMENT = 0.1  # a locked edit keeps at least this much of its own direction, else it is refused
 # A measured slope is usable (for the calibrated step, and as a lock's Newton step) when
@@ -322,7 +334,7 @@ def fit_directions(model, samples: int = 2000, seed: int = 0, calibration: int =
     measures = measures_of(model)
     continuous = len(measures.names)
     if measures.classes:
-        classifier = classifier or load_classifier(model.device)
+        classifier = classifier or measures.classifier(model.device)
     z = model.sample_latent(samples, seed=seed, temperature=model.default_temperature).cpu()  # 1.
     table = measures.centred(measures.table(model.decode_in_batches(z), classifier))
     names = list(measures.columns)
@@ -556,7 +568,7 @@ def edit(model, z: torch.Tensor, amounts: dict[str, float], lock=(), directions:
     measures = measures_of(model)
     classes = measures.classes
     # where the model's images are, not wherever a GPU happens to be; a domain without classes has no classifier
-    classifier = load_classifier(model.device) if classes else None
+    classifier = measures.classifier(model.device) if classes else None
     if "digit" in lock:  # "keep the digit": lock, for each latent, the digit it reads as now
         if not classes:
             raise ValueError("this model's images have no classes, so there is no digit to keep")
@@ -651,7 +663,7 @@ def edit(model, z: torch.Tensor, amounts: dict[str, float], lock=(), directions:
     held_digits = [name for name in lock if name in classes]
     if len(held_digits) == 1 and bool(delta.abs().max() > 0):  # 5.
         kept_still = [directions.names[i] for i in edited_rows] + [n for n in lock if n not in classes]
-        edited = _hold_digit(model, edited, classes.index(held_digits[0]), directions, kept_still, measures.sliders)
+        edited = _hold_digit(model, edited, classes.index(held_digits[0]), directions, kept_still, measures)
     return edited
 
 
@@ -664,11 +676,12 @@ def _pinv(gram: torch.Tensor, floor: float = MIN_ALIGNMENT) -> torch.Tensor:
 
 
 def _hold_digit(model, z: torch.Tensor, digit: int, directions: AttributeDirections,
-                kept_still: list[str], sliders=SLIDERS) -> torch.Tensor:
+                kept_still: list[str], measures: Measures) -> torch.Tensor:
     """Step 5 of `edit`: for each latent the classifier no longer reads as `digit`, up to HOLD_STEPS
     normalised gradient steps down the classifier's cross-entropy for that digit, each step projected off the
     directions in `kept_still` (so their linear predictions do not move) and HOLD_STEP_SD attribute-SDs long."""
-    classifier = load_classifier(model.device)  # on the model's device: decoded images need no copy
+    classifier = measures.classifier(model.device)  # on the model's device: decoded images need no copy
+    sliders = measures.sliders
     on = model.device
     vectors = directions.vectors.to(z.device).flatten(1)
     kept = [directions.index(n) for n in kept_still]
@@ -723,8 +736,10 @@ def main(argv: list[str] | None = None) -> None:
         directions.record["command"] = "python -m explorer.attributes " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
         save_attribute_directions(directions, resolve(name))
         fits = directions.record["attributes"]
-        print(f"{name}: held-out R^2 " + ", ".join(f"{a} {fits[a]['heldout_r2']:.2f}" for a in ATTRIBUTES)
-              + f"; digit accuracy {directions.record['digit_heldout_accuracy']:.2f} ({time.perf_counter() - began:.0f} s)")
+        accuracy = directions.record.get("digit_heldout_accuracy")
+        print(f"{name}: held-out R^2 " + ", ".join(f"{a} {fits[a]['heldout_r2']:.2f}" for a in measures_of(model).names)
+              + (f"; class accuracy {accuracy:.2f}" if accuracy is not None else "")
+              + f" ({time.perf_counter() - began:.0f} s)")
 
 
 if __name__ == "__main__":

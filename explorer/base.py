@@ -202,6 +202,18 @@ class LatentModel(Trainable):
         return x.to(self.device, torch.float32)
 
 
+def check_image_shape(shape, multiple: int) -> tuple[int, int, int]:
+    """A family config's image_shape as (channels, height, width): grey or colour, and sides that a network
+    halving them log2(multiple) times can take."""
+    try:
+        shape = tuple(int(v) for v in shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"image_shape must be three integers (channels, height, width), got {shape!r}") from None
+    if len(shape) != 3 or shape[0] not in (1, 3) or min(shape[1:]) < multiple or shape[1] % multiple or shape[2] % multiple:
+        raise ValueError(f"image_shape must be (1 or 3, H, W) with H and W multiples of {multiple}, got {shape}")
+    return shape
+
+
 def check_seed(seed) -> int:
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise ValueError(f"seed must be an integer in [0, 2**63 - 1], got {seed!r}")

@@ -77,6 +77,17 @@ def read_record(folder: str | Path) -> dict:
     return record
 
 
+def record_domain(record: dict) -> str | None:
+    """The domain (explorer.domains) of the data a checkpoint was trained on, as its training record names it,
+    or, in a record from before domains were recorded, as its dataset says (every such record without one is
+    the digits', the only data there was)."""
+    training = record.get("training", {})
+    if "domain" in training:
+        return training["domain"]
+    dataset = str(training.get("dataset", ""))
+    return "shapes" if dataset.startswith("shapes:") else None if dataset.startswith("folder:") else "digits"
+
+
 def build_model(family: str, config: dict) -> torch.nn.Module:
     try:
         cls = model_class(family)
@@ -120,6 +131,8 @@ def _load_checkpoint(folder: Path, device) -> torch.nn.Module:
     model.load_state_dict(weights)
     model.checkpoint_record = record
     model.checkpoint_path = folder
+    if isinstance(model, LatentModel):
+        model.domain = record_domain(record)
     target = pick_device(device)
     if target.type == "mps" and isinstance(model, LatentModel) and model.needs_float64:
         raise CheckpointError(f"a {record['family']} model computes in float64, which Apple's MPS does not support; "

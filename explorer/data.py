@@ -74,6 +74,7 @@ class Digits:
     images: np.ndarray  # (N, 28, 28) uint8
     labels: np.ndarray  # (N,) int64, -1 where unknown
     source: str  # which files and split, recorded in checkpoints
+    domain: str | None = "digits"  # what the views know of this data (explorer.domains); None: a user's folder
 
     def __len__(self) -> int:
         return len(self.images)
@@ -244,7 +245,7 @@ def load_image_folder(folder: str | Path) -> Digits:
             raise DataError(f"{path.relative_to(folder)}: {error}") from error
         parent = path.parent.name
         labels.append(int(parent) if parent.isdigit() and len(parent) == 1 else -1)
-    return Digits(np.stack(images), np.asarray(labels, dtype=np.int64), f"folder:{folder}")
+    return Digits(np.stack(images), np.asarray(labels, dtype=np.int64), f"folder:{folder}", domain=None)
 
 
 def load_dataset(spec: str = "mnist", split: str = "train") -> Digits:
@@ -259,7 +260,7 @@ def load_dataset(spec: str = "mnist", split: str = "train") -> Digits:
         images, factors = shapes_split(split)
         table = np.stack([factors[name] for name in FACTORS], 1).astype(np.float32)
         count, seed = SPLITS[split]
-        return Digits(images, table, f"shapes:{split}({count} images, seed={seed})")
+        return Digits(images, table, f"shapes:{split}({count} images, seed={seed})", domain="shapes")
     return load_image_folder(spec)
 
 

@@ -5,11 +5,15 @@
 
 The folder holds model_index.json, unet/ (config.json and diffusion_pytorch_model.safetensors: the weights we
 sample with) and scheduler/ (the DDPM scheduler config we train and sample with, trailing spacing included, so
-diffusers' DDIMPipeline draws what our decode draws from the same noise)."""
+diffusers' DDIMPipeline draws what our decode draws from the same noise), and latent_explorer.json beside them:
+what diffusers does not keep and the explorer reads back on opening the folder (explorer.open.PIPELINE_RECORD):
+the domain of the data it was trained on (its known factors, for the shapes) and the checkpoint's record (how
+it was trained, its measured figures). diffusers ignores the file."""
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from .base import LatentModel
@@ -22,9 +26,14 @@ def export_pipeline(model: LatentModel, folder: str | Path) -> Path:
         raise ValueError(f"only diffusion models export as a diffusers pipeline; this one is a {model.family} model")
     from diffusers import DDPMPipeline, DDPMScheduler
 
+    from .open import PIPELINE_RECORD
+
     folder = Path(folder)
     scheduler = DDPMScheduler.from_config(model.scheduler_config)
     DDPMPipeline(unet=model.unet, scheduler=scheduler).save_pretrained(folder, safe_serialization=True)
+    record = getattr(model, "checkpoint_record", {})
+    (folder / PIPELINE_RECORD).write_text(json.dumps({"domain": model.domain, "training": record.get("training", {}),
+                                                       "metrics": record.get("metrics", {})}, indent=2) + "\n")
     return folder
 
 

@@ -10,25 +10,47 @@ import numpy as np
 import torch
 
 CLASSIFIER_NAME = "classifier-mnist"
+MEASURER_NAME = "measurer-shapes"
 
 
-def load_classifier(device: str | torch.device | None = None):
-    """The shipped MNIST classifier on `device` (None picks the best, as load_model does), one instance per
-    device: "cpu" and torch.device("cpu") name the same device, so the cache key is the device's own string
-    ("cuda" given the index it means, as a model's parameters report it: "cuda:0")."""
+def device_key(device: str | torch.device | None) -> str:
+    """One string per device, for caches: "cpu" and torch.device("cpu") name the same device, and "cuda" is
+    given the index it means, as a model's parameters report it ("cuda:0"). None picks the best device."""
     from .base import pick_device
 
     device = pick_device(device)
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())
-    return _load_classifier(str(device))
+    return str(device)
+
+
+def load_classifier(device: str | torch.device | None = None):
+    """The shipped MNIST classifier on `device` (None picks the best, as load_model does), one per device."""
+    return _load_shipped(CLASSIFIER_NAME, device_key(device))
+
+
+def load_measurer(device: str | torch.device | None = None):
+    """The shipped shapes measurer (explorer.models.measurer) on `device`, one per device."""
+    return _load_shipped(MEASURER_NAME, device_key(device))
+
+
+def load_shape_classifier(device: str | torch.device | None = None):
+    """The shapes measurer as the shapes domain's classifier (measurer.ShapeClassifier), one per device."""
+    return _shape_classifier(device_key(device))
+
+
+@lru_cache(maxsize=8)
+def _load_shipped(name: str, device: str):
+    from .checkpoint import load_checkpoint, resolve
+
+    return load_checkpoint(resolve(name), device)
 
 
 @lru_cache(maxsize=4)
-def _load_classifier(device: str):
-    from .checkpoint import load_checkpoint, resolve
+def _shape_classifier(device: str):
+    from .models.measurer import ShapeClassifier
 
-    return load_checkpoint(resolve(CLASSIFIER_NAME), device)
+    return ShapeClassifier(load_measurer(device)).eval()
 
 
 def gaussian_stats(features: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:

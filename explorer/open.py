@@ -31,6 +31,9 @@ from .checkpoint import CHECKPOINTS_DIR, CONFIG_FILE, CheckpointError, files_sha
 PIPELINES = ("DDPMPipeline", "DDIMPipeline")
 SCHEDULERS = ("DDPMScheduler", "DDIMScheduler")
 WEIGHTS_STEM = "diffusion_pytorch_model"
+# beside a pipeline the explorer exported (explorer.export): its domain and record; a pipeline without it is a
+# user's own, of data the explorer does not know
+PIPELINE_RECORD = "latent_explorer.json"
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -164,6 +167,15 @@ def open_pipeline(folder: Path, device=None, source: str = "") -> LatentModel:
         model = OpenedDiffusion(config, unet)
     # what directions fitted to it are filed under (latent.cached_principal_directions)
     model.weights_id = files_sha256(sorted((folder / "unet").glob(f"{WEIGHTS_STEM}*")))
+    if (folder / PIPELINE_RECORD).is_file():
+        from .domains import DOMAINS
+
+        record = read_json(folder / PIPELINE_RECORD)
+        domain = record.get("domain")
+        if domain not in DOMAINS:
+            raise OpenError(f"{name}/{PIPELINE_RECORD} names a domain this version does not know: {domain!r}")
+        model.domain = domain
+        model.checkpoint_record = {"training": record.get("training", {}), "metrics": record.get("metrics", {})}
     return model.to(pick_device(device)).eval()
 
 

@@ -1,5 +1,13 @@
 """Train a model family on the digits: `python -m explorer.train FAMILY --name NAME [options]`.
 
+On several processes (one per GPU, or CPU processes), under torchrun:
+`torchrun --standalone --nproc_per_node N -m explorer.train FAMILY --name NAME ...` trains with PyTorch's
+DistributedDataParallel (NCCL on GPUs, gloo on the CPU). Every process draws the same seeded global batch and
+takes its own share (rows rank, rank + N, ...); DDP averages the shares' gradients, which is the whole batch's
+mean gradient, so N processes give the weights one process gives on the same global batches (to float rounding;
+exactly so for a loss that draws no noise: each process draws its own noise, seeded by (seed, step, rank)).
+Rank 0 alone writes the checkpoint, the state and the progress grids.
+
 Shows a progress bar, writes sample grids to runs/NAME/progress/ as it goes, saves its training state
 to runs/NAME/state/ (safetensors + JSON) and a loadable checkpoint to checkpoints/NAME every
 --save-every steps. Run the same command again to resume: every random draw is seeded from (seed, step),
@@ -13,6 +21,7 @@ import argparse
 import copy
 import dataclasses
 import json
+import os
 import shlex
 import sys
 import time
@@ -20,9 +29,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from torch import nn
 from tqdm import tqdm
 
-from .base import LatentModel, pick_device
+from .base import LatentModel, Trainable, pick_device
 from .checkpoint import (CHECKPOINTS_DIR, SAMPLES_FILE, WEIGHTS_FILE, build_model, load_state, save_checkpoint,
                          save_state, weights_sha256)
 from .data import image_grid, load_dataset, to_tensor
@@ -75,6 +86,42 @@ def batches(n_items: int, batch_size: int, seed: int, start_step: int):
             step += 1
 
 
+def join_processes(device: torch.device) -> tuple[int, int, torch.device]:
+    """(rank, world size, this process's device) from torchrun's environment, joining the process group when
+    there are several processes; (0, 1, device) for a plain run."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, device
+    if device.type == "cuda":  # one GPU per process
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), world, device
+
+
+class LossOf(nn.Module):
+    """A model's loss as a module's forward: DistributedDataParallel synchronises the gradients of what runs
+    through its wrapper's forward, and the families' one training step computes its loss with `self.loss`."""
+
+    def __init__(self, model: Trainable) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch):
+        return type(self.model).loss(self.model, batch)
+
+
+def distribute(model: Trainable, device: torch.device) -> None:
+    """Route `model.loss` through DistributedDataParallel, so the default training step's backward averages the
+    gradients of every process. The wrapper is set past nn.Module's registry (object.__setattr__): it must not
+    become a submodule, or the checkpoint would hold the weights twice."""
+    if type(model).training_step is not Trainable.training_step:
+        raise SystemExit(f"the {model.family} family runs its own training step (several losses and optimisers "
+                         "per step), which this version does not train on several processes; run it on one")
+    wrapped = nn.parallel.DistributedDataParallel(LossOf(model), device_ids=[device] if device.type == "cuda" else None)
+    object.__setattr__(model, "loss", wrapped)
+
+
 def remove_fitted_files(folder: Path) -> None:
     """Remove the attribute and principal directions beside a checkpoint whose weights just changed: they were
     fitted for the old weights (loading would refuse them anyway, by their weights hash); say so, and what to
@@ -124,10 +171,13 @@ def main(argv: list[str] | None = None) -> Path:
         key, _, value = item.partition("=")
         overrides[key] = parse_value(value)
     config = dataclasses.asdict(cls.config_class(**overrides))
-    device = pick_device(args.device)
+    rank, world, device = join_processes(pick_device(args.device))
+    if batch_size % world:
+        raise SystemExit(f"--batch-size {batch_size} does not split into {world} equal shares, one per process")
     out = args.out or CHECKPOINTS_DIR / args.name
     run_dir = args.run_dir or RUNS_DIR / args.name
-    (run_dir / "progress").mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        (run_dir / "progress").mkdir(parents=True, exist_ok=True)
 
     dataset = load_dataset(args.data, "train")
     if len(dataset) < batch_size:  # batches() draws whole batches only: an epoch would hold none
@@ -157,7 +207,10 @@ def main(argv: list[str] | None = None) -> Path:
         if ema is not None:
             ema.model.load_state_dict(state["ema"])
         start, elapsed = int(state["step"]), float(state["elapsed_s"])
-        print(f"resuming {args.name} at step {start}", file=sys.stderr)
+        if rank == 0:
+            print(f"resuming {args.name} at step {start}", file=sys.stderr)
+    if world > 1:
+        distribute(model, device)  # after the EMA's copy and the state's load: both see the bare model
 
     if args.decay_from is not None and not 0 <= args.decay_from < steps:
         raise SystemExit(f"--decay-from must be a step before --steps ({steps}), got {args.decay_from}")
@@ -170,10 +223,13 @@ def main(argv: list[str] | None = None) -> Path:
             return warmup
         return warmup * (steps - step) / (steps - args.decay_from)
 
-    command = "python -m explorer.train " + shlex.join(argv)
+    launcher = f"torchrun --standalone --nproc_per_node {world} -m" if world > 1 else "python -m"
+    command = f"{launcher} explorer.train " + shlex.join(argv)
     preview_latent = model.sample_latent(64, seed=args.seed) if isinstance(model, LatentModel) else None
 
     def save(step: int) -> None:
+        if rank != 0:  # one writer
+            return
         save_state(run_dir / "state", {
             "family": args.family, "config": config, "step": step, "elapsed_s": elapsed,
             "model": model.state_dict(), "optimizers": [o.state_dict() for o in optimizers],
@@ -181,9 +237,10 @@ def main(argv: list[str] | None = None) -> Path:
         })
         final = ema.model if ema is not None else model
         before = weights_sha256(out) if (out / WEIGHTS_FILE).is_file() else None
-        training = {"command": command, "dataset": dataset.source, "train_images": len(dataset), "steps": step,
+        training = {"command": command, "dataset": dataset.source, "domain": dataset.domain,
+                    "train_images": len(dataset), "steps": step,
                     "target_steps": steps, "batch_size": batch_size, "lr": lr, "lr_decay_from": args.decay_from,
-                    "seed": args.seed,
+                    "seed": args.seed, "processes": world,
                     "ema_decay": ema_decay, "device": str(device), "train_time_s": round(elapsed, 1),
                     "torch": torch.__version__}
         save_checkpoint(final, out, args.family, training)
@@ -191,7 +248,7 @@ def main(argv: list[str] | None = None) -> Path:
             remove_fitted_files(out)
 
     def preview(step: int) -> None:
-        if preview_latent is None:
+        if preview_latent is None or rank != 0:
             return
         final = (ema.model if ema is not None else model).eval()
         grid = image_grid(final.decode(preview_latent), ncols=8, scale=2)
@@ -201,15 +258,17 @@ def main(argv: list[str] | None = None) -> Path:
         model.train()
 
     model.train()
-    progress = tqdm(total=steps, initial=start, desc=f"{args.family}:{args.name}", dynamic_ncols=True, mininterval=5)
+    progress = tqdm(total=steps, initial=start, desc=f"{args.family}:{args.name}", dynamic_ncols=True, mininterval=5,
+                    disable=rank != 0)
     for step, index in batches(len(images), batch_size, args.seed, start):
         if step >= steps:
             break
-        torch.manual_seed(step_seed(args.seed, step))
+        torch.manual_seed(step_seed(args.seed, step) + rank)  # each process its own noise; rank 0 a plain run's
         began = time.perf_counter()
         for optimizer, lrs in zip(optimizers, base_lrs):
             for group, base_lr in zip(optimizer.param_groups, lrs):
                 group["lr"] = base_lr * lr_factor(step)
+        index = index[rank::world]  # this process's share of the global batch
         x = images[index]
         logs = model.training_step((x, labels[index]) if model.needs_labels else x, optimizers)
         if ema is not None:
@@ -223,6 +282,9 @@ def main(argv: list[str] | None = None) -> Path:
         if done % args.sample_every == 0 or done == steps:
             preview(done)
     progress.close()
+    if world > 1:
+        dist.barrier()  # rank 0's last save is done before any process leaves
+        dist.destroy_process_group()
     if start >= steps:  # nothing to train: rewrite the checkpoint so its record names this exact command
         print(f"{args.name} already trained for {start} steps; checkpoint record refreshed", file=sys.stderr)
         save(start)

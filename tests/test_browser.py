@@ -189,6 +189,36 @@ def test_the_traversal_grid_draws_the_picked_latent_and_offers_its_png(page):
     assert "vae-mnist-traversal.png" in "".join(page.inner_text("#edit-traversal-png").split())  # stem, suffix apart
 
 
+def test_the_shapes_world_edits_by_its_factors_and_traverses_its_latent(page):
+    """A VAE of the colour shapes world: its sliders are the factors the measurer reads (hue first), a lock holds
+    one while another moves, and its traversal has a row per latent coordinate of 32x32 colour images."""
+    page.get_by_label("model", exact=True).click()
+    page.get_by_role("option", name="vae-shapes", exact=True).click()
+    pick_first_sample(page)
+    label = page.inner_text("#sample-picked").split("Picked ", 1)[1].rstrip(".")
+    page.click("#sample-to-edit")
+    page.wait_for_function("label => document.querySelector('#edit-source')?.innerText.includes(label)", arg=label)
+    page.wait_for_function("[...document.querySelectorAll('#edit-readout tr')].some(r => r.innerText.startsWith('hue'))")
+    assert "hue" in page.inner_text("#edit-slot-0") and "background" in page.inner_text("#edit-slot-1")
+    assert not page.is_visible("#edit-lock-digit")  # the shapes are read, not edited: no class lock
+    page.locator("#edit-lock-slot-1 input[type=checkbox]").check()
+    background_locked = ("[...document.querySelectorAll('#edit-readout tr')].some(r => r.innerText.startsWith('background')"
+                         " && r.innerText.includes('locked'))")
+    page.wait_for_function(background_locked)
+    before = image_src(page, "#edit-image")
+    page.locator("#edit-slot-0 input[type=range]").fill("1.5")
+    wait_src_change(page, "#edit-image", before)
+    page.wait_for_function("[...document.querySelectorAll('#edit-readout tr')].some(r => r.innerText.startsWith('hue') && r.innerText.includes('edited'))")
+    assert page.evaluate(background_locked)
+    page.get_by_text("Latent traversal: the picked latent").click()
+    page.click("#edit-traversal-run")
+    page.wait_for_function("document.querySelector('#edit-traversal-caption')?.innerText.includes('one row per latent coordinate')")
+    page.wait_for_selector("#edit-traversal img")
+    size = page.evaluate("(() => { const i = document.querySelector('#edit-traversal img'); return [i.naturalWidth, i.naturalHeight]; })()")
+    assert size[1] > 10 * 64 and size[0] > 7 * 64, size  # 10 rows of 7 images, each at least twice its 32 px
+    assert "vae-shapes-traversal.png" in "".join(page.inner_text("#edit-traversal-png").split())
+
+
 def readout_cells(page, measure: str) -> list[str]:
     return page.evaluate("""m => [...[...document.querySelectorAll('#edit-readout tr')]
         .find(r => r.innerText.startsWith(m)).querySelectorAll('td')].map(c => c.innerText.trim())""", measure)

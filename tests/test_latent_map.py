@@ -78,3 +78,22 @@ def test_show_click_path_and_export(models):
 def test_bad_input_gets_a_clear_message(models, call, message):
     with pytest.raises(gr.Error, match=message):
         call(models)
+
+
+def test_the_shapes_world_maps_its_held_out_shapes_coloured_by_shape():
+    shapes = ModelCache("cpu", names=["vae-shapes"])
+    assert tab.mappable(shapes) == ["vae-shapes"]
+    image, caption, _ = tab.show_map(shapes, "vae-shapes")
+    assert "2,000 held-out shapes" in caption and image.size == (tab.MAP_SIZE, tab.MAP_SIZE + 24)
+    latent_map_, labels = shapes.latent_map("vae-shapes")
+    assert sorted(set(labels.tolist())) == [0, 1, 2] and latent_map_.coords.shape == (2000, 2)
+    legend = np.asarray(image)[tab.MAP_SIZE:]
+    # a swatch per shape, in the palette's first three colours, and none in the fourth
+    for k, colour in enumerate(tab.PALETTE[:4]):
+        rgb = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)]) if isinstance(colour, str) else np.array(colour)
+        present = (np.abs(legend.astype(int) - rgb).sum(2) < 10).any()
+        assert present == (k < 3), k
+    _, decoded, _ = tab.click(shapes, "vae-shapes", [], 200, 210)
+    assert np.asarray(decoded).ndim == 3 and np.asarray(decoded).shape[2] == 3  # a colour image
+    rows = list(csv.reader(open(tab.export_csv(shapes, "vae-shapes"))))
+    assert rows[0] == ["index", "shape", "u", "v"]

@@ -1,5 +1,5 @@
 """Domains: what a kind of data offers the views. A model names its domain (`LatentModel.domain`): "digits" for
-every shipped model, None for a model opened from elsewhere, whose data the explorer does not know. Views ask
+the models trained on MNIST, "shapes" for those trained on the colour world of known factors, None for a model opened from elsewhere, whose data the explorer does not know. Views ask
 the model's domain, never the model's name or family, how to caption an image, prepare an upload, measure
 images and where held-out data is:
 
@@ -10,13 +10,16 @@ images and where held-out data is:
     domain.edit_measures(image_shape)     # what named edit sliders and locks are fitted to (explorer.attributes)
     domain.heldout()                      # held-out images to map and noise, or None
     domain.heldout_labels()               # their classes (the latent map colours by them), or None
+    domain.classifier(device)             # a domain with classes: what reads them (captions, class locks)
+    domain.noun, domain.item              # what its images are called ("digits", "digit"; "shapes", "image")
+    domain.class_names, domain.class_kind # its classes ("0".."9"; circle, square, triangle) and what one is
 """
 
 from __future__ import annotations
 
-from . import digits, generic
+from . import digits, generic, shapes
 
-DOMAINS = {"digits": digits.DOMAIN, None: generic.DOMAIN}
+DOMAINS = {"digits": digits.DOMAIN, "shapes": shapes.DOMAIN, None: generic.DOMAIN}
 
 
 def domain_of(model_or_domain):

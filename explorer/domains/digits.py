@@ -18,7 +18,15 @@ class Digits:
     name = "digits"
     has_classes = True
     has_heldout = True
+    noun, item, class_kind = "digits", "digit", "digit"  # its images, one of them, one of its classes
     class_names = tuple(str(k) for k in range(10))
+    about = "handwritten digits (the same 12,000 MNIST digits)"  # what its models were trained on, for the header
+
+    def classifier(self, device):
+        """The shipped MNIST classifier on `device`."""
+        from ..metrics import load_classifier
+
+        return load_classifier(device)
 
     def captions(self, images: torch.Tensor, classifier) -> list[str]:
         """The digit the classifier reads in each image, and how sure it is: "7 98%"."""

@@ -22,6 +22,8 @@ class Generic:
     name = None
     has_classes = False  # captions() reads a class from each image (with the domain's classifier)
     has_heldout = False  # heldout() gives images of the data (to map, to noise)
+    noun, item, class_kind, class_names = "images", "image", "class", ()  # its images, one; it has no classes
+    about = "images"
 
     def captions(self, images: torch.Tensor, classifier=None) -> list[str]:
         return ["" for _ in images]

@@ -25,6 +25,7 @@ change of the image."""
 from __future__ import annotations
 
 import colorsys
+from functools import lru_cache
 
 import numpy as np
 
@@ -94,3 +95,95 @@ def split(name: str = "train") -> tuple[np.ndarray, dict[str, np.ndarray]]:
     if name not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {name!r}")
     return generate(*SPLITS[name])
+
+
+# --- the domain: what the views know of this world (explorer.domains) ------------------------------------------
+
+UNITS = {"hue": "deg", "background": "of white", "scale": "px", "rotation": "deg of a turn of its symmetry",
+         "x": "px from the left", "y": "px from the top"}
+
+
+class Shapes:
+    """The shapes world behind the Domain face: captions, measures and class locks read by the shipped measurer
+    (explorer.models.measurer), held-out images with their known factors."""
+
+    name = "shapes"
+    has_classes = True
+    has_heldout = True
+    noun, item, class_kind = "shapes", "image", "shape"  # its images, one of them, one of its classes
+    class_names = SHAPES
+    about = "coloured shapes drawn from known factors (the shapes world)"  # what its models were trained on
+
+    def classifier(self, device):
+        return _load_classifier(device)
+
+    def captions(self, images, classifier=None) -> list[str]:
+        """The shape the measurer reads in each image, and how sure it is: "square 98%"."""
+        probs, _ = (classifier or self.classifier("cpu")).predict(images.cpu())
+        return [f"{SHAPES[int(p.argmax())]} {float(p.max()):.0%}" for p in probs]
+
+    def heldout(self):
+        """The 2,000 held-out images, (N, 3, 32, 32) in [0, 1]."""
+        return _heldout()[0]
+
+    def heldout_labels(self) -> np.ndarray:
+        """Their shapes (0 circle, 1 square, 2 triangle), in heldout()'s order."""
+        return _heldout()[1]["shape"]
+
+    def heldout_factors(self) -> dict[str, np.ndarray]:
+        """Every factor of every held-out image, in heldout()'s order: the truth the disentanglement scores use."""
+        return _heldout()[1]
+
+    def prepare_upload(self, source, image_shape=(3, SIZE, SIZE)):
+        from .generic import fit_picture
+
+        return fit_picture(source, image_shape)
+
+    def measure(self, images) -> dict[str, np.ndarray]:
+        """Every continuous factor as the measurer reads it back, in the factor's units."""
+        return read_factors(images)
+
+    def edit_measures(self, image_shape=(3, SIZE, SIZE)):
+        """The continuous factors as the measurer reads them, every one a slider with a lock (see _measures)."""
+        return _measures()
+
+
+def read_factors(images) -> dict[str, np.ndarray]:
+    """images (N, 3, 32, 32) in [0, 1] -> {factor: (N,) floats} for every continuous factor, read by the measurer
+    on the images' own device."""
+    import torch
+
+    from ..metrics import load_measurer
+
+    device = images.device if isinstance(images, torch.Tensor) else "cpu"
+    read, _ = load_measurer(device).read(torch.as_tensor(images))
+    return {name: read[name].astype(np.float64) for name in RANGES}
+
+
+def _load_classifier(device):
+    from ..metrics import load_shape_classifier
+
+    return load_shape_classifier(device)
+
+
+@lru_cache(maxsize=1)
+def _measures():
+    """Every continuous factor a slider with a lock. The shape is read (captions, the latent map's colours) but
+    not edited: a slider moves a quantity, and "toward a square" is a class, which the Edit tab's class
+    controls (ten digits' worth) do not offer for this domain yet."""
+    from ..attributes import Measures
+
+    names = tuple(RANGES)
+    return Measures(names, dict(UNITS), names, read_factors, circular=dict(CIRCULAR))
+
+
+@lru_cache(maxsize=1)
+def _heldout():
+    """(held-out images as floats (N, 3, 32, 32), their factors), generated once per process."""
+    from ..data import to_tensor
+
+    images, factors = split("heldout")
+    return to_tensor(images), factors
+
+
+DOMAIN = Shapes()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..base import LatentModel
+from ..base import LatentModel, check_image_shape
 from .vae import conv_decoder, conv_encoder
 
 
@@ -31,7 +31,8 @@ def add_pixel_noise(x: torch.Tensor, std: float, generator: torch.Generator | No
 class AutoencoderConfig:
     variant: str = "ae"
     latent_dim: int = 16
-    channels: tuple = (32, 64)  # conv widths at 14x14 and 7x7, as the VAE's
+    channels: tuple = (32, 64)  # conv widths at 1/2 and 1/4 of the image's side, as the VAE's
+    image_shape: tuple = (1, 28, 28)  # (channels, height, width); height and width divisible by 4
     hidden: int = 256
     noise_std: float = 0.0  # > 0: a denoising autoencoder, trained on x + noise_std * N(0, I), clipped to [0, 1]
     code_momentum: float = 0.01  # running mean and spread of the training codes, as batch norm keeps them
@@ -39,6 +40,7 @@ class AutoencoderConfig:
 
     def __post_init__(self) -> None:
         self.channels = tuple(self.channels)
+        self.image_shape = check_image_shape(self.image_shape, multiple=4)  # the VAE's two stride-2 stages
         if self.noise_std < 0:
             raise ValueError(f"noise_std must be >= 0, got {self.noise_std}")
 
@@ -54,8 +56,10 @@ class Autoencoder(LatentModel):
 
     def __init__(self, config: AutoencoderConfig) -> None:
         super().__init__(config)
-        self.encoder = conv_encoder(config.channels, config.hidden, config.latent_dim)
-        self.decoder = conv_decoder(config.latent_dim, config.hidden, config.channels, 1)
+        self.image_shape = config.image_shape
+        self.encoder = conv_encoder(config.channels, config.hidden, config.latent_dim, config.image_shape)
+        self.decoder = conv_decoder(config.latent_dim, config.hidden, config.channels, config.image_shape[0],
+                                    config.image_shape)
         # No prior is learned; samples come from N(code_mean, diag code_std^2) fitted to the training codes.
         self.register_buffer("code_mean", torch.zeros(config.latent_dim))
         self.register_buffer("code_std", torch.ones(config.latent_dim))

@@ -18,13 +18,14 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DModel
 
 from .. import samplers
-from ..base import LatentModel, Step, check_seed
+from ..base import LatentModel, Step, check_image_shape, check_seed
 
 
 @dataclass
 class DiffusionConfig:
     variant: str = "ddpm"
     block_channels: tuple = (32, 64, 64)  # small enough to train on a CPU; 28 -> 14 -> 7 pixels
+    image_shape: tuple = (1, 28, 28)  # (channels, height, width): sides divisible by 2 per downsampling
     layers_per_block: int = 1
     attention: bool = False  # self-attention at 14x14 (Ho et al. use it at 16x16) costs 40% more time per step on a CPU
     train_timesteps: int = 1000  # T = 1000 as in Ho et al. 2020
@@ -36,6 +37,7 @@ class DiffusionConfig:
 
     def __post_init__(self) -> None:
         self.block_channels = tuple(self.block_channels)
+        self.image_shape = check_image_shape(self.image_shape, multiple=2 ** (len(self.block_channels) - 1))
 
 
 class Diffusion(LatentModel):
@@ -52,8 +54,10 @@ class Diffusion(LatentModel):
     def __init__(self, config: DiffusionConfig) -> None:
         super().__init__(config)
         middle = "AttnDownBlock2D" if config.attention else "DownBlock2D"
-        unet = UNet2DModel(
-            sample_size=28, in_channels=1, out_channels=1, layers_per_block=config.layers_per_block,
+        colours, height, width = config.image_shape
+        unet = UNet2DModel(  # a square sample_size stays one int, as diffusers' own pipelines write it
+            sample_size=height if height == width else (height, width), in_channels=colours,
+            out_channels=colours, layers_per_block=config.layers_per_block,
             block_out_channels=config.block_channels,
             down_block_types=("DownBlock2D", middle) + ("DownBlock2D",) * (len(config.block_channels) - 2),
             up_block_types=("UpBlock2D",) * (len(config.block_channels) - 2) + (middle.replace("Down", "Up"), "UpBlock2D"),

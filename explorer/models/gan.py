@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..base import LatentModel
+from ..base import LatentModel, check_image_shape
 
 
 @dataclass
@@ -26,8 +26,9 @@ class GANConfig:
     variant: str = "dcgan"
     loss: str = "bce"  # "bce" (non-saturating cross-entropy) or "wgan-gp"
     latent_dim: int = 64
-    g_channels: int = 128  # generator width at 7x7 (halved at 14x14)
-    d_channels: int = 64  # discriminator width at 14x14 (doubled at 7x7)
+    g_channels: int = 128  # generator width at 1/4 of the image's side, 7x7 for digits (halved at 1/2)
+    d_channels: int = 64  # discriminator width at 1/2 of the side (doubled at 1/4)
+    image_shape: tuple = (1, 28, 28)  # (channels, height, width); height and width divisible by 4
     n_critic: int = 1  # discriminator steps per generator step: 1 for DCGAN, 5 in WGAN-GP's Algorithm 1
     spectral_norm: bool = False  # discriminator layers divided by their largest singular value (Miyato et al.
     # 2018) instead of batch norm: it bounds D's Lipschitz constant, so G's gradients stay informative
@@ -41,17 +42,20 @@ class GANConfig:
 
     def __post_init__(self) -> None:
         self.adam_betas = tuple(self.adam_betas)
+        self.image_shape = check_image_shape(self.image_shape, multiple=4)  # two stride-2 stages each way
         if self.loss not in ("bce", "wgan-gp"):
             raise ValueError(f"loss must be 'bce' or 'wgan-gp', not {self.loss!r}")
 
 
 class Generator(nn.Module):
-    def __init__(self, latent_dim: int, width: int) -> None:
+    def __init__(self, latent_dim: int, width: int, image_shape: tuple = (1, 28, 28)) -> None:
         super().__init__()
+        colours, height, side = image_shape[0], image_shape[1] // 4, image_shape[2] // 4
         self.net = nn.Sequential(
-            nn.Linear(latent_dim, width * 49, bias=False), nn.Unflatten(1, (width, 7, 7)), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.Linear(latent_dim, width * height * side, bias=False), nn.Unflatten(1, (width, height, side)),
+            nn.BatchNorm2d(width), nn.ReLU(),
             nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width // 2), nn.ReLU(),
-            nn.ConvTranspose2d(width // 2, 1, 4, 2, 1), nn.Tanh(),
+            nn.ConvTranspose2d(width // 2, colours, 4, 2, 1), nn.Tanh(),
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -59,14 +63,16 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, width: int, batch_norm: bool, spectral_norm: bool = False) -> None:
+    def __init__(self, width: int, batch_norm: bool, spectral_norm: bool = False,
+                 image_shape: tuple = (1, 28, 28)) -> None:
         super().__init__()
+        colours, cells = image_shape[0], (image_shape[1] // 4) * (image_shape[2] // 4)
         norm = nn.BatchNorm2d(width * 2) if batch_norm else nn.Identity()
         sn = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda layer: layer)
         self.net = nn.Sequential(
-            sn(nn.Conv2d(1, width, 4, 2, 1)), nn.LeakyReLU(0.2),
+            sn(nn.Conv2d(colours, width, 4, 2, 1)), nn.LeakyReLU(0.2),
             sn(nn.Conv2d(width, width * 2, 4, 2, 1)), norm, nn.LeakyReLU(0.2),
-            nn.Flatten(), sn(nn.Linear(width * 2 * 49, 1)),
+            nn.Flatten(), sn(nn.Linear(width * 2 * cells, 1)),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -92,9 +98,10 @@ class GAN(LatentModel):
 
     def __init__(self, config: GANConfig) -> None:
         super().__init__(config)
-        self.generator = Generator(config.latent_dim, config.g_channels)
+        self.image_shape = config.image_shape
+        self.generator = Generator(config.latent_dim, config.g_channels, config.image_shape)
         self.discriminator = Discriminator(config.d_channels, batch_norm=config.loss == "bce" and not config.spectral_norm,
-                                           spectral_norm=config.spectral_norm)
+                                           spectral_norm=config.spectral_norm, image_shape=config.image_shape)
 
     @property
     def latent_shape(self) -> tuple[int, ...]:

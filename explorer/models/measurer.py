@@ -102,6 +102,24 @@ class Measurer(Trainable):
         return read, torch.cat(feats)
 
 
+class ShapeClassifier(nn.Module):
+    """The measurer seen as the shapes domain's classifier, the face the digit classifier shows the views:
+    forward gives the shape's logits (for the edits' class locks and their guidance), predict the shape
+    probabilities and the FID features."""
+
+    def __init__(self, measurer: Measurer) -> None:
+        super().__init__()
+        self.measurer = measurer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.measurer(x)[:, :len(SHAPES)]
+
+    @torch.inference_mode()
+    def predict(self, x: torch.Tensor, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+        read, features = self.measurer.read(x, batch_size)
+        return torch.from_numpy(read["shape_probs"]).float(), features
+
+
 def circular_r2(truth: np.ndarray, read: np.ndarray, period: float) -> float:
     """R^2 for an angle: 1 - (mean squared error, each error the short way round) / (mean squared deviation of
     the truth from its circular mean, the short way round)."""

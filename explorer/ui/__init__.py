@@ -6,6 +6,7 @@ from __future__ import annotations
 import gradio as gr
 
 from . import api, compare, denoise, edit, interpolate, latent_map, playground, sample
+from ..domains import domain_of
 from ..models import FAMILIES
 from .common import LONG_WORK, PLAYGROUND
 from .models import ModelCache
@@ -56,9 +57,10 @@ def header(models: ModelCache) -> str:
     served = [FAMILY_NAMES.get(f, f) for f in FAMILIES if f in set(models.families.values())]
     families = " and ".join([", ".join(served[:-1]), served[-1]] if len(served) > 1 else served)
     own = [n for n in models.names if models.domain(n) is None]
+    worlds = dict.fromkeys(domain_of(d).about for d in map(models.domain, models.names) if d is not None)
     also = f" Also served: your own {', '.join(f'**{n}**' for n in own)}." if own else ""
-    return (f"Sample, edit, interpolate, map and watch {families} models of handwritten digits, all trained on the "
-            f"same 12,000 MNIST digits; and train small ones live on points in the plane.{also}")
+    return (f"Sample, edit, interpolate, map and watch {families} models of {' and of '.join(worlds) or 'images'}; "
+            f"and train small ones live on points in the plane.{also}")
 
 
 SHOW_TAB = "() => document.querySelector('#tab-{tab}-button')?.click()"

@@ -200,7 +200,7 @@ def export_frames(models, name: str, images: torch.Tensor, stem: str) -> tuple[I
     named after `stem`, which says what they hold ("vae-mnist-slerp-10-frames" -> vae-mnist-slerp-10-frames.gif
     and vae-mnist-slerp-10-frames-strip.png): a download keeps its name, so "interpolation.gif" told nobody which."""
     domain = domain_of(models.domain(name))
-    captions = domain.captions(images, models.classifier() if domain.has_classes else None)
+    captions = domain.captions(images, models.classifier(domain) if domain.has_classes else None)
     strip = labelled_strip(images, [caption or f"#{i}" for i, caption in enumerate(captions)])
     # a file name of letters, digits, '.', '-' and '_' only, whatever the stem was made from (a pick's label, say)
     stem = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "-" for c in stem).strip("-.") or "frames"

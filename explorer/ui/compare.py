@@ -25,10 +25,14 @@ EXPLANATION = (
     "diffusion's x_T are both 1x28x28) receive the very same latent. FID is measured on the evaluation "
     "classifier's features against the held-out digits (lower is better; the real-data floor is training "
     "digits against held-out ones); bits/dim is an exact likelihood for the flow and PixelCNN and an **ELBO** bound "
-    "for the VAE; an RBM's likelihood needs its partition function, so it has none."
+    "for the VAE; an RBM's likelihood needs its partition function, so it has none. Models of the **shapes** world "
+    "(a colour world of known factors) are measured on the shapes measurer's features against held-out shapes, and "
+    "those that encode also by how well their latent coordinates separate the true factors: **MIG** (Chen et al. "
+    "2018) and **DCI** disentanglement (Eastwood & Williams 2018), 1 for a code whose every coordinate follows one "
+    "factor, near 0 for an entangled one."
 )
-HEADER = ("| model | family | latent | parameters | ms/image now | FID | confidence | bits/dim |\n"
-          "|---|---|---|---|---|---|---|---|\n")
+HEADER = ("| model | family | latent | parameters | ms/image now | FID | confidence | bits/dim | MIG / DCI |\n"
+          "|---|---|---|---|---|---|---|---|---|\n")
 
 # How long each model's samples took on this server the last time, for the next run's estimate of the time left
 # (it reflects this machine and its load, which the figures recorded at evaluation do not). One number per model,
@@ -61,7 +65,7 @@ def table_row(name: str, model, seconds: float) -> str:
     return (f"| {name} | {model.family} | {'x'.join(map(str, model.latent_shape))} | "
             f"{sum(p.numel() for p in model.parameters()):,} | {seconds * 1000 / N_SAMPLES:.1f} | "
             f"{figure(m, 'fid', '.1f')}{ratio} | {figure(m, 'confidence', '.3f')} | "
-            f"{figure(m, 'heldout_bits_per_dim', '.3f')} |")
+            f"{figure(m, 'heldout_bits_per_dim', '.3f')} | {figure(m, 'mig', '.2f')} / {figure(m, 'dci_disentanglement', '.2f')} |")
 
 
 def compare(models: ModelCache, seed):

@@ -53,6 +53,12 @@ EXPLANATION = (
     "(on when a pick opens) holds which digit the classifier reads while the sliders move; untick it to let an "
     "edit turn one digit into another."
 )
+SHAPES_NOTE = (
+    " For a model of the **shapes world** (a colour world drawn from known factors), the traits are the factors "
+    "themselves as its measurer reads them back: hue, background grey, scale, rotation and the x and y position; "
+    "hue and rotation are angles, moved the short way round. The shape (circle, square, triangle) is read under each "
+    "image but has no slider."
+)
 OWN_MODELS_NOTE = (
     " For a **model of your own** (opened with `--model`), whose data the explorer does not know, the traits are "
     "measures any image has: brightness, contrast, colourfulness and hue (colour models), sharpness, the centre of "
@@ -247,7 +253,7 @@ def measured(models: ModelCache, name: str, image):
     """One decoded image -> (the classifier's probability of each class, or None for a domain without classes;
     the domain's edit measures as plain floats)."""
     measures = measures_of(models.get(name))
-    probs = measures.probabilities(image.cpu(), models.classifier())[0] if measures.classes else None
+    probs = measures.probabilities(image.cpu(), models.classifier(measures))[0] if measures.classes else None
     return probs, {k: float(v[0]) for k, v in measures.continuous(image).items() if k in measures.names}
 
 
@@ -440,7 +446,7 @@ def traversal_grid(models: ModelCache, pick, span=2.0):
     fits = models.attributes(name).record["attributes"]
     figures = measures.continuous(images.flatten(0, 1))
     middle = TRAVERSAL_STEPS // 2
-    reads = (measures.read_class(images.flatten(0, 1).cpu(), models.classifier()).reshape(len(row_names), -1)
+    reads = (measures.read_class(images.flatten(0, 1).cpu(), models.classifier(measures)).reshape(len(row_names), -1)
              if measures.classes else None)
     labels = []
     for r, row in enumerate(row_names):
@@ -534,7 +540,7 @@ def encode_digit(models: ModelCache, name, digit: np.ndarray, report=None):
     if error > POOR_RECONSTRUCTION:
         caption += (" **The reconstruction is far from the picture**: this model cannot draw it well (is it like the "
                     "images the model was trained on?), so edits start from what it drew, not from your picture.")
-    what = "your digit" if domain_of(model).has_classes else "your image"
+    what = f"your {domain_of(model).item}"
     return to_image(x, 8), to_image(reconstruction, 8), caption, make_pick(name, z[0], f"{what}, {name}")
 
 
@@ -649,7 +655,7 @@ def slow_handler(models: ModelCache, control: str):
 
 
 def build(models: ModelCache, picked: gr.State):
-    gr.Markdown(EXPLANATION + (OWN_MODELS_NOTE if models.opened() else ""))
+    gr.Markdown(EXPLANATION + SHAPES_NOTE + (OWN_MODELS_NOTE if models.opened() else ""))
     settings = gr.State(None)
     with gr.Row():
         with gr.Column(scale=1):

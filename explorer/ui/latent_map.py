@@ -109,8 +109,9 @@ def from_pixel(x: float, y: float, window) -> np.ndarray:
     return np.array([low[0] + (x - MARGIN) / span * (high[0] - low[0]), high[1] - (y - MARGIN) / span * (high[1] - low[1])])
 
 
-def draw_map(latent_map: LatentMap, labels: np.ndarray, path: list | None = None) -> Image.Image:
-    """Every point as a dot in its class colour, a legend, and the user's path on top."""
+def draw_map(latent_map: LatentMap, labels: np.ndarray, path: list | None = None,
+             class_names=tuple(str(k) for k in range(10))) -> Image.Image:
+    """Every point as a dot in its class colour, a legend naming the classes, and the user's path on top."""
     window = frame(latent_map)
     image = Image.new("RGB", (MAP_SIZE, MAP_SIZE + LEGEND), "white")
     draw = ImageDraw.Draw(image)
@@ -118,9 +119,11 @@ def draw_map(latent_map: LatentMap, labels: np.ndarray, path: list | None = None
     order = np.random.default_rng(0).permutation(len(labels))  # no class painted over all the others
     for (x, y), label in zip(to_pixels(latent_map.coords.numpy()[order], window), labels[order]):
         draw.ellipse([x - 1.6, y - 1.6, x + 1.6, y + 1.6], fill=PALETTE[int(label)])
-    for digit, colour in enumerate(PALETTE):
-        draw.rectangle([MARGIN + digit * 40, MAP_SIZE + 6, MARGIN + digit * 40 + 10, MAP_SIZE + 16], fill=colour)
-        draw.text((MARGIN + digit * 40 + 14, MAP_SIZE + 5), str(digit), fill="black")
+    x = MARGIN
+    for label, colour in zip(class_names, PALETTE):
+        draw.rectangle([x, MAP_SIZE + 6, x + 10, MAP_SIZE + 16], fill=colour)
+        draw.text((x + 14, MAP_SIZE + 5), label, fill="black")
+        x += 26 + int(draw.textlength(label))
     if path:
         pixels = [tuple(p) for p in to_pixels(np.asarray(path, dtype=np.float64), window)]
         if len(pixels) > 1:
@@ -153,11 +156,13 @@ def mappable_or_error(models: ModelCache, name):
 def show_map(models: ModelCache, name):
     """-> (the map with no path, a caption, an empty path), building the map first if need be."""
     model = mappable_or_error(models, name)
+    domain = domain_of(model)
     latent_map, labels = models.latent_map(name)
     plane = ("its 2-D latent" if model.latent_shape == (2,) else
              f"the top two principal components of its {int(np.prod(model.latent_shape))}-D codes "
              f"({float(latent_map.explained[0]):.0%} and {float(latent_map.explained[1]):.0%} of their variance)")
-    return draw_map(latent_map, labels), f"**{name}**: {len(labels):,} held-out digits on {plane}.", []
+    return (draw_map(latent_map, labels, class_names=domain.class_names),
+            f"**{name}**: {len(labels):,} held-out {domain.noun} on {plane}.", [])
 
 
 def draw(models: ModelCache, name):
@@ -170,12 +175,12 @@ def draw(models: ModelCache, name):
         domain = domain_of(model)
         images, labels = domain.heldout(), domain.heldout_labels()
         total, began = len(labels), time.perf_counter()
-        yield None, f"**{name}**: encoding {total:,} digits to place them on its map...", [], \
+        yield None, f"**{name}**: encoding {total:,} {domain.noun} to place them on its map...", [], \
             {"model": name, "done": 0, "total": total, "shown": False}
         for done, mapped in latent_map_steps(model, images, CHUNK):
             if mapped is None:
                 left = (time.perf_counter() - began) / done * (total - done)
-                yield (gr.skip(), f"**{name}**: {done:,} of {total:,} digits encoded, about {left:.0f} s left",
+                yield (gr.skip(), f"**{name}**: {done:,} of {total:,} {domain.noun} encoded, about {left:.0f} s left",
                        gr.skip(), {"model": name, "done": done, "total": total, "shown": False})
         keep_map(models, name, (mapped, labels))
     image, caption, path = show_map(models, name)
@@ -227,7 +232,7 @@ def click(models: ModelCache, name, path, x, y):
     point = from_pixel(x, y, frame(latent_map))
     path = (path + [point.tolist()])[-MAX_PATH:]
     decoded = model.decode(latent_map.latent(torch.tensor(point[None], dtype=torch.float32)).to(model.device))
-    return draw_map(latent_map, labels, path), to_image(decoded, 8), path
+    return draw_map(latent_map, labels, path, domain_of(model).class_names), to_image(decoded, 8), path
 
 
 def path_frames(models: ModelCache, name, path, frames):
@@ -262,7 +267,7 @@ def export_csv(models: ModelCache, name) -> str:
     out = export_folder() / f"{name}-latent-map.csv"
     with out.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["index", "digit", "u", "v"])
+        writer.writerow(["index", domain_of(models.domain(name)).class_kind, "u", "v"])
         for i, ((u, v), label) in enumerate(zip(latent_map.coords.tolist(), labels.tolist())):
             writer.writerow([i, label, f"{u:.6g}", f"{v:.6g}"])
     return str(out)

@@ -18,7 +18,7 @@ import torch
 
 from ..attributes import AttributeDirections, cached_attribute_directions, directions_for, measures_of
 from ..base import LatentModel, pick_device
-from ..checkpoint import list_models, read_record, resolve
+from ..checkpoint import list_models, read_record, record_domain, resolve
 from ..open import load_model
 from ..domains import domain_of
 from ..latent import Directions, LatentMap, cached_principal_directions, latent_map, load_directions, principal_directions
@@ -71,8 +71,10 @@ class ModelCache:
         self._opened = {name: model.requires_grad_(False) for name, model in (opened or {}).items()}
         self.families = {name: record["family"] for name, record in self._records.items()}
         self.families |= {name: model.family for name, model in self._opened.items()}
-        # VAE, GAN, flow, diffusion: the order the field teaches them, and the app lists them; then the user's own
-        self.names = sorted(names, key=lambda n: (list(FAMILIES).index(self.families[n]), n)) + list(self._opened)
+        # the digits first (the app opens on them), then the shapes world; within each, VAE, GAN, flow, diffusion:
+        # the order the field teaches them, and the app lists them; then the user's own
+        self.names = sorted(names, key=lambda n: (record_domain(self._records[n]) != "digits",
+                                                  list(FAMILIES).index(self.families[n]), n)) + list(self._opened)
         self._built: dict[tuple[str, str], object] = {}  # ("model" | "directions" | ..., name) -> the thing
         self._building: dict[tuple[str, str], threading.Lock] = {}
         self._decoded: OrderedDict[tuple, torch.Tensor] = OrderedDict()  # the last few decodes (see decode)
@@ -82,8 +84,10 @@ class ModelCache:
         self._background: dict[str, threading.Thread] = {}
 
     def record(self, name: str) -> dict:
-        """A shipped checkpoint's config.json record (how it was made, its measured figures); {} for an opened
-        model, which has none."""
+        """A shipped checkpoint's config.json record (how it was made, its measured figures); for an opened model
+        the record an exported pipeline carries (explorer.export), else {}."""
+        if name in self._opened:
+            return getattr(self._opened[name], "checkpoint_record", {})
         return self._records.get(name, {})
 
     def opened(self) -> list[str]:
@@ -98,7 +102,7 @@ class ModelCache:
 
     def domain(self, name: str) -> str | None:
         """The kind of data the model draws (explorer.domains), or None for one opened from elsewhere."""
-        return self._opened[name].domain if name in self._opened else self.model_class(name).domain
+        return self._opened[name].domain if name in self._opened else record_domain(self._records[name])
 
     def _once(self, kind: str, name: str, make: Callable[[], T]) -> T:
         """`make()` run once per (kind, name), under that pair's own lock; later callers get the same object."""
@@ -261,9 +265,10 @@ class ModelCache:
         thing either way), and that one is returned."""
         return self._once(kind, name, lambda: value)
 
-    def classifier(self):
-        """The evaluation classifier, on the server's device like every model (`--device`)."""
-        return load_classifier(self.device)
+    def classifier(self, of=None):
+        """The classifier of a domain with classes (`of`: its Domain, or its Measures; None: the digits'), on the
+        server's device like every model (`--device`)."""
+        return load_classifier(self.device) if of is None else of.classifier(self.device)
 
     def model_class(self, name: str) -> type[LatentModel] | LatentModel:
         """What to read a served model's capability flags from without loading weights: its class, or for an
