@@ -25,8 +25,9 @@ from torch import nn
 
 VIEW = 6.0  # the plane shown is [-VIEW, VIEW]^2
 DATASETS = ("two separated modes", "ring of eight Gaussians", "two moons", "your drawing")
-FAMILIES = ("GAN", "flow", "diffusion")
-GAN_LOSSES = ("cross-entropy", "Wasserstein (gradient penalty)")
+FAMILIES = ("GAN", "flow", "planar flow", "diffusion")
+GAN_LOSSES = ("cross-entropy", "Wasserstein (gradient penalty)", "Wasserstein (weight clipping)")
+WEIGHT_CLIP = 0.01  # the clipped critic's weights stay in [-c, c]: Arjovsky et al. 2017's c, which works here too
 MODE_RADIUS = 1.0  # a generated point within this distance of a mode's centre counts for that mode
 SHOWN_POINTS = 500
 LOSS_HISTORY = 4000  # the loss curves show at least this many of the latest updates, and at most twice as many
@@ -114,6 +115,8 @@ def seeded_init(model: nn.Module, generator: torch.Generator) -> nn.Module:
                 nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
                 bound = 1 / math.sqrt(layer.in_features)
                 nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+            elif isinstance(layer, Planar):
+                layer.reset_parameters(generator)
     return model
 
 
@@ -121,24 +124,34 @@ def seeded_init(model: nn.Module, generator: torch.Generator) -> nn.Module:
 
 class ToyGAN(nn.Module):
     """Generator z in R^2 -> R^2 and a discriminator (critic) R^2 -> R. Cross-entropy: the non-saturating loss
-    of Goodfellow et al. 2014, Sec. 3. Wasserstein: WGAN-GP (Gulrajani et al. 2017, Algorithm 1) with 5 critic
-    updates per generator update and the penalty weight scaled to the plane (0.1 rather than the images' 10)."""
+    of Goodfellow et al. 2014, Sec. 3. Wasserstein (gradient penalty): WGAN-GP (Gulrajani et al. 2017,
+    Algorithm 1) with 5 critic updates per generator update and the penalty weight scaled to the plane (0.1
+    rather than the images' 10). Wasserstein (weight clipping): the original WGAN (Arjovsky et al. 2017,
+    Algorithm 1): RMSProp, 5 critic updates, and after each every critic weight clipped to [-c, c], the crude
+    Lipschitz bound that Gulrajani et al. replaced because it pushes the critic toward the simplest functions."""
 
     def __init__(self, loss: str) -> None:
         super().__init__()
         if loss not in GAN_LOSSES:
             raise ValueError(f"loss must be one of {', '.join(GAN_LOSSES)}; got {loss!r}")
         self.wasserstein = loss != "cross-entropy"
+        self.clipped = loss == "Wasserstein (weight clipping)"
         self.generator, self.critic = mlp(2, 2), mlp(2, 1)
-        betas = (0.0, 0.9) if self.wasserstein else (0.5, 0.999)
-        self.g_optimizer = torch.optim.Adam(self.generator.parameters(), 2e-3, betas=betas)
-        self.d_optimizer = torch.optim.Adam(self.critic.parameters(), 2e-3, betas=betas)
+        if self.clipped:  # Algorithm 1 of Arjovsky et al.: RMSProp (momentum made their critic unstable)
+            self.g_optimizer = torch.optim.RMSprop(self.generator.parameters(), 5e-4)
+            self.d_optimizer = torch.optim.RMSprop(self.critic.parameters(), 5e-4)
+        else:
+            betas = (0.0, 0.9) if self.wasserstein else (0.5, 0.999)
+            self.g_optimizer = torch.optim.Adam(self.generator.parameters(), 2e-3, betas=betas)
+            self.d_optimizer = torch.optim.Adam(self.critic.parameters(), 2e-3, betas=betas)
 
     def update(self, data, generator: torch.Generator) -> dict[str, float]:
         for _ in range(5 if self.wasserstein else 1):
             real = data(128)
             fake = self.generator(torch.randn(128, 2, generator=generator)).detach()
-            if self.wasserstein:  # 1. critic: E[D(fake)] - E[D(real)] + lambda E[(|grad D(x_hat)| - 1)^2]
+            if self.clipped:  # 1. critic: E[D(fake)] - E[D(real)], its weights then clipped (below)
+                d_loss = self.critic(fake).mean() - self.critic(real).mean()
+            elif self.wasserstein:  # 1. critic: E[D(fake)] - E[D(real)] + lambda E[(|grad D(x_hat)| - 1)^2]
                 mix = torch.rand(128, 1, generator=generator)
                 between = (mix * real + (1 - mix) * fake).requires_grad_(True)
                 grad, = torch.autograd.grad(self.critic(between).sum(), between, create_graph=True)
@@ -148,6 +161,10 @@ class ToyGAN(nn.Module):
             self.d_optimizer.zero_grad()
             d_loss.backward()
             self.d_optimizer.step()
+            if self.clipped:
+                with torch.no_grad():
+                    for weight in self.critic.parameters():
+                        weight.clamp_(-WEIGHT_CLIP, WEIGHT_CLIP)
         score = self.critic(self.generator(torch.randn(128, 2, generator=generator)))
         g_loss = -score.mean() if self.wasserstein else F.softplus(-score).mean()  # 2. generator: -log D(G(z))
         self.g_optimizer.zero_grad()
@@ -192,15 +209,66 @@ class Coupling(nn.Module):
         return torch.cat([kept, moved], 1) if self.keep == 0 else torch.cat([moved, kept], 1)
 
 
-class ToyFlow(nn.Module):
-    """RealNVP on the plane: eight couplings alternating the coordinate they move, a standard normal base,
-    trained by maximum likelihood: log p(x) = log N(f(x)) + sum of log|det| (change of variables)."""
+class Planar(nn.Module):
+    """One planar map on the plane, y = x + u_hat tanh(w.x + b) (Rezende & Mohamed 2015, Eq. 10), used here in
+    the data -> base direction so that the density is one forward pass:
 
-    SCALE = 3.0  # the data are divided by this first, so the base's unit normal has the points' size
+    1. log|det dy/dx| = log|1 + u_hat.psi(x)| with psi(x) = (1 - tanh^2(w.x + b)) w (their Eq. 11-12).
+    2. Invertible only if w.u_hat >= -1 (their Appendix A.1): the free parameter u is mapped to
+       u_hat = u + (m(w.u) - w.u) w / |w|^2 with m(a) = -1 + softplus(a), so w.u_hat = m(w.u) > -1 always.
+    3. The inverse has no closed form but is one monotone equation: along w, alpha = w.x solves
+       alpha + (w.u_hat) tanh(alpha + b) = w.y, whose slope 1 + (w.u_hat)(1 - tanh^2) is positive by step 2, so
+       bisection finds it; then x = y - u_hat tanh(alpha + b)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.couplings = nn.ModuleList(Coupling(i % 2) for i in range(8))
+        self.w, self.u = nn.Parameter(torch.zeros(2)), nn.Parameter(torch.zeros(2))
+        self.b = nn.Parameter(torch.zeros(()))
+
+    def reset_parameters(self, generator: torch.Generator) -> None:
+        with torch.no_grad():
+            self.w.copy_(torch.randn(2, generator=generator))
+            self.u.copy_(0.5 * torch.randn(2, generator=generator))
+            self.b.copy_(0.5 * torch.randn((), generator=generator))
+
+    def u_hat(self) -> torch.Tensor:  # step 2
+        wu = self.w @ self.u
+        return self.u + (F.softplus(wu) - 1 - wu) * self.w / (self.w @ self.w)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # data -> base
+        u_hat = self.u_hat()
+        activation = torch.tanh(x @ self.w + self.b)
+        psi = (1 - activation**2).unsqueeze(1) * self.w  # step 1
+        return x + activation.unsqueeze(1) * u_hat, torch.log((1 + psi @ u_hat).abs())
+
+    def inverse(self, y: torch.Tensor, iterations: int = 60) -> torch.Tensor:  # step 3
+        u_hat = self.u_hat()
+        wu, target = self.w @ u_hat, y @ self.w
+        low, high = target - wu.abs() - 1e-6, target + wu.abs() + 1e-6  # |tanh| <= 1 brackets the root
+        for _ in range(iterations):
+            middle = (low + high) / 2
+            above = middle + wu * torch.tanh(middle + self.b) > target
+            low, high = torch.where(above, low, middle), torch.where(above, middle, high)
+        return y - torch.tanh((low + high) / 2 + self.b).unsqueeze(1) * u_hat
+
+
+class ToyFlow(nn.Module):
+    """A flow on the plane with a standard normal base, trained by maximum likelihood: log p(x) = log N(f(x)) +
+    the sum of the layers' log|det| (change of variables). RealNVP: eight couplings alternating the coordinate
+    they move; planar: PLANAR_LAYERS planar maps (Rezende & Mohamed 2015), far less expressive per layer."""
+
+    SCALE = 3.0  # the data are divided by this first, so the base's unit normal has the points' size
+    PLANAR_LAYERS = 16
+
+    def __init__(self, kind: str = "RealNVP") -> None:
+        super().__init__()
+        if kind not in ("RealNVP", "planar"):
+            raise ValueError(f"a toy flow is RealNVP or planar, not {kind!r}")
+        if kind == "RealNVP":
+            layers = [Coupling(i % 2) for i in range(8)]
+        else:
+            layers = [Planar() for _ in range(self.PLANAR_LAYERS)]
+        self.couplings = nn.ModuleList(layers)  # each maps data -> base and returns its log|det|
         self.optimizer = torch.optim.Adam(self.parameters(), 2e-3)
 
     def log_density(self, x: torch.Tensor) -> torch.Tensor:
@@ -326,7 +394,8 @@ class Playground:
         if s.dataset == "your drawing" and (self.drawn is None or len(self.drawn) == 0):
             raise ValueError("draw the points first, on the sketchpad below the plane")
         self.lock = threading.Lock()  # one update or frame at a time, whichever event asks
-        self.model = {"GAN": lambda: ToyGAN(s.loss), "flow": ToyFlow, "diffusion": ToyDiffusion}[s.family]()
+        self.model = {"GAN": lambda: ToyGAN(s.loss), "flow": ToyFlow, "planar flow": lambda: ToyFlow("planar"),
+                      "diffusion": ToyDiffusion}[s.family]()
         seeded_init(self.model, torch.Generator().manual_seed(s.seed))  # the networks' initial weights
         self.batches = torch.Generator().manual_seed(s.seed + 1)  # data and noise draws during training
         shown = torch.Generator().manual_seed(s.seed + 2)

@@ -21,8 +21,11 @@ def test_evaluate_reports_and_records_figures(tmp_path, capsys):
     assert row["heldout_bits_per_dim"] > 0 and row["sampling_ms_per_image"] > 0 and row["temperature"] == model.default_temperature == 1.0
     metrics = json.loads((folder / "config.json").read_text())["metrics"]
     assert metrics["fid"] == row["fid"] and metrics["real_data_floor_fid"] == floor["fid"] and metrics["samples"] == 60
+    split = row["inception_score_splits"]
+    assert split["splits"] == 10 and 1 <= split["mean"] <= 10 and split["sd"] >= 0
     table = capsys.readouterr().out
     assert "| real data (train vs held-out) | data |" in table and "tiny-flow" in table
+    assert f"{row['inception_score']:.2f}; {split['mean']:.2f} ± {split['sd']:.2f}" in table
 
 
 def test_rbm_rows_report_free_energies(tmp_path, capsys):

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
-from explorer.metrics import class_shares, frechet_distance, gaussian_stats, inception_score, nearest_distances
+from explorer.metrics import (class_shares, frechet_distance, gaussian_stats, inception_score, inception_score_splits,
+                              nearest_distances)
 
 
 def test_frechet_distance_matches_the_closed_form_for_diagonal_gaussians():
@@ -21,6 +23,19 @@ def test_frechet_distance_of_samples_of_one_distribution_is_small_and_symmetric(
     d_same, d_shift = frechet_distance(gaussian_stats(a), gaussian_stats(b)), frechet_distance(gaussian_stats(a), gaussian_stats(shifted))
     assert d_same < 0.05 and abs(d_shift - 5.0) < 0.2
     assert abs(frechet_distance(gaussian_stats(a), gaussian_stats(shifted)) - frechet_distance(gaussian_stats(shifted), gaussian_stats(a))) < 1e-6
+
+
+def test_inception_score_over_splits_is_the_mean_and_spread_of_each_parts_score():
+    even = np.eye(10)[np.arange(100) % 10]  # every part of ten holds each digit once: 10 on each
+    assert inception_score_splits(even, 10) == pytest.approx((10.0, 0.0), abs=1e-6)
+    sorted_ = np.eye(10)[np.repeat(np.arange(10), 10)]  # each part holds one digit: 1 on each, 10 on the whole
+    assert inception_score_splits(sorted_, 10) == pytest.approx((1.0, 0.0), abs=1e-6)
+    assert inception_score(sorted_) == pytest.approx(10.0, abs=1e-6)
+    # two parts, one of two digits evenly (score 2), one of a single digit (score 1): mean 1.5, sd 0.5
+    halves = np.eye(10)[np.r_[np.arange(10) % 2, np.full(10, 7)]]
+    assert inception_score_splits(halves, 2) == pytest.approx((1.5, 0.5), abs=1e-6)
+    with pytest.raises(ValueError, match="splits"):
+        inception_score_splits(even, 0)
 
 
 def test_inception_score_bounds():

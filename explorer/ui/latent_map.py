@@ -123,7 +123,7 @@ def draw_map(latent_map: LatentMap, labels: np.ndarray, path: list | None = None
     for label, colour in zip(class_names, PALETTE):
         draw.rectangle([x, MAP_SIZE + 6, x + 10, MAP_SIZE + 16], fill=colour)
         draw.text((x + 14, MAP_SIZE + 5), label, fill="black")
-        x += 26 + int(draw.textlength(label))
+        x += max(40, 26 + int(draw.textlength(label)))  # 40 px a digit, as ever; a longer name takes more
     if path:
         pixels = [tuple(p) for p in to_pixels(np.asarray(path, dtype=np.float64), window)]
         if len(pixels) > 1:

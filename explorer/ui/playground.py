@@ -10,9 +10,10 @@ import time
 import gradio as gr
 import numpy as np
 
-from ..playground import (DATASETS, FAMILIES, GAN_LOSSES, Playground, Settings, SharedTrainer, points_from_drawing,
-                          preload_diffusers)
-from .common import MAX_SEED, PLAYGROUND, check_choice, check_int, image_view
+from .. import bilinear_game
+from ..playground import (DATASETS, FAMILIES, GAN_LOSSES, WEIGHT_CLIP, Playground, Settings, SharedTrainer, ToyFlow,
+                          points_from_drawing, preload_diffusers)
+from .common import MAX_SEED, PLAYGROUND, check_choice, check_float, check_int, image_view
 
 FRAME_SECONDS = 0.085  # a round of turns, training and drawing together: about 12 frames a second for one player
 # at least this much training per turn, however many play: with 12 players, 10 ms gave each 3.2 frames and 12
@@ -44,8 +45,13 @@ EXPLANATION = (
     "Small networks trained live on points in the plane, as GAN Lab does for GANs. White: the data; orange: "
     "the model's samples. For a **GAN** the background is the discriminator's verdict (green: \"real\"); "
     "with the **cross-entropy** loss on two separated modes the generator often settles on one of them "
-    "(**mode collapse**: seed 2 does), while the **Wasserstein** loss with gradient penalty gives it a "
-    "gradient toward both. A **flow** shows the density it has learned (its log, over 8 nats below the peak). "
+    "(**mode collapse**: seed 2 does), while the **Wasserstein** loss gives it a gradient toward both, "
+    "its critic held to slopes of at most about 1 by a gradient penalty or, in the original WGAN, by clipping "
+    f"every critic weight to [-{WEIGHT_CLIP:g}, {WEIGHT_CLIP:g}] (cruder, and slower to get there). A **flow** "
+    "shows the density it has learned (its log, over 8 nats below the peak): RealNVP's couplings, or a "
+    f"**planar flow**, {ToyFlow.PLANAR_LAYERS} maps x + u·tanh(w·x + b) (Rezende & Mohamed 2015), each "
+    "invertible only while w·u ≥ −1, which its parametrisation enforces; it fits two modes but not the ring of "
+    "eight. "
     "**Diffusion** shows its samples and, in blue, ten denoising paths from noise x_T to x_0."
 )
 
@@ -179,6 +185,29 @@ def mode_collapse(run):
     return family, loss, dataset, seed, plane, losses, caption, fresh
 
 
+GAME_NOTE = (
+    "**The two-player game min_x max_y x·y**, the smallest model of a GAN's training: x descends the value y "
+    "ascends, and the only equilibrium is (0, 0) (the cross). Taken **simultaneously**, the gradient steps "
+    "spiral out; **alternating** ones (y answers the new x) cycle for ever; **extragradient** (step with the "
+    "gradient at a look-ahead point) and **optimistic** steps (twice this gradient less the last) spiral in. "
+    "Each line below says what theory gives per step (the update's spectral radius) and what the path did. "
+    "Raise the learning rate past 1 and the fixes fail too.")
+GAME_STEPS = 1000
+GAME_LR = (0.01, 1.5)
+
+
+def bilinear(methods, lr, steps):
+    """The game's paths under the chosen methods: -> (the plane, one line per method)."""
+    if not isinstance(methods, (list, tuple)) or not methods:
+        raise gr.Error(f"choose at least one way of stepping: {', '.join(bilinear_game.METHODS)}")
+    methods = [check_choice(m, "method", bilinear_game.METHODS) for m in methods]
+    lr = check_float(lr, "learning rate", *GAME_LR)
+    steps = check_int(steps, "steps", 1, GAME_STEPS)
+    paths = {m: bilinear_game.play(m, lr, steps) for m in dict.fromkeys(methods)}
+    lines = [f"- **{m}**: {bilinear_game.verdict(m, lr, path)}" for m, path in paths.items()]
+    return bilinear_game.draw(paths), "\n".join(lines)
+
+
 def build():
     preload_diffusers()
     gr.Markdown(explanation())
@@ -206,6 +235,23 @@ def build():
                                fixed_canvas=True, layers=False, transforms=(),
                                brush=gr.Brush(default_size=12, colors=["#000000"], color_mode="fixed"),
                                elem_id="play-sketch")
+
+    with gr.Accordion("The two-player game min_x max_y x·y: why gradient steps circle", open=False):
+        gr.Markdown(GAME_NOTE)
+        with gr.Row():
+            game_methods = gr.CheckboxGroup(list(bilinear_game.METHODS), value=list(bilinear_game.METHODS),
+                                            label="ways of stepping", elem_id="game-methods")
+            game_lr = gr.Slider(*GAME_LR, value=0.2, step=0.01, label="learning rate", elem_id="game-lr")
+            game_steps = gr.Slider(1, GAME_STEPS, value=150, step=1, label="steps", elem_id="game-steps")
+        first_plane, first_lines = bilinear(list(bilinear_game.METHODS), 0.2, 150)
+        with gr.Row():
+            game_plane = image_view(value=first_plane, label="the players' (x, y)", type="numpy", height=420,
+                                    width=420, elem_id="game-plane")
+            game_lines = gr.Markdown(first_lines, elem_id="game-lines")
+    game_inputs = [game_methods, game_lr, game_steps]
+    for control in game_inputs:
+        control.change(bilinear, game_inputs, [game_plane, game_lines], show_progress="hidden",
+                       api_visibility="private", **PLAYGROUND)
 
     inputs = [run, family, dataset, loss, seed, drawing]
     outputs = [plane, losses, caption, run]
