@@ -515,7 +515,8 @@ SCALE_PX = 20  # the band below, for the updates and the vertical range
 LEGEND_FONT = 14  # px, Pillow's own scalable font: the bitmap font's 9 px was unreadable on a projector
 
 
-def draw_losses(losses: dict[str, list[float]], width: int = LOSSES_WIDTH, height: int = 200) -> np.ndarray:
+def draw_losses(losses: dict[str, list[float]], width: int = LOSSES_WIDTH, height: int = 200,
+                quantity: str = "loss") -> np.ndarray:
     """Each loss against the update number, smoothed over 10 updates, on a shared vertical scale, its name and
     colour in a band above the curves and the scale in a band below (neither drawn over a curve)."""
     image = Image.new("RGB", (width, height), (24, 24, 32))
@@ -545,7 +546,7 @@ def draw_losses(losses: dict[str, list[float]], width: int = LOSSES_WIDTH, heigh
             draw.line(list(zip(xs.tolist(), ys.tolist())), fill=colour, width=2)
     updates = max(len(v) for v in losses.values())
     draw.line([(4, bottom + 2), (width - 4, bottom + 2)], fill=(70, 70, 84))
-    scale = f"loss {low:.2f} to {high:.2f}"
+    scale = f"{quantity} {low:.2f} to {high:.2f}"
     middle = height - SCALE_PX // 2
     draw.text((6, middle), f"updates 0 to {updates:,}", fill=(200, 200, 210), font_size=LEGEND_FONT - 1, anchor="lm")
     draw.text((width - 6, middle), scale, fill=(200, 200, 210), font_size=LEGEND_FONT - 1, anchor="rm")

@@ -32,7 +32,7 @@ TINY_CONFIGS = {
     "pcd": {"hidden": 8, "gibbs_steps": 20, "persistent": True, "chains": 16, "cd_k": 2},
 }
 SHIPPED = ["vae-mnist", "dcgan-mnist", "wgan-gp-mnist", "flow-mnist", "ddpm-mnist", "ae-mnist", "dae-mnist", "ae2d-mnist", "vae2d-mnist",
-           "cvae-mnist", "rbm-mnist", "pixelcnn-mnist"]
+           "cvae-mnist", "rbm-mnist", "rbm-spin-mnist", "pixelcnn-mnist"]
 
 
 FAMILY_OF = {"wgan": "gan", "sngan": "gan", "dae": "autoencoder", "pcd": "rbm"}  # tiny configs that are variants of another family

@@ -96,7 +96,8 @@ def test_a_grid_being_drawn_can_be_picked_from_and_stop_says_what_it_shows(tiny,
 def test_each_grid_goes_to_the_lane_its_measured_cost_says(shipped, tiny):
     """Long work is what the checkpoint measured as slow or the decode_is_slow flag says, never a family's name;
     the other lane's event skips. No weights are loaded to decide."""
-    assert [n for n in shipped.names if sample.in_long_lane(shipped, n)] == ["ddpm-mnist", "pixelcnn-mnist", "rbm-mnist"]
+    assert [n for n in shipped.names if sample.in_long_lane(shipped, n)] == ["ddpm-mnist", "pixelcnn-mnist", "rbm-mnist",
+                                                                             "rbm-spin-mnist"]
     names = tiny[1]
     models = ModelCache("cpu", names=list(names.values()))
     assert sample.in_long_lane(models, names["vae measured slow"]) and not sample.in_long_lane(models, names["vae"])

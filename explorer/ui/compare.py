@@ -12,10 +12,13 @@ from __future__ import annotations
 import time
 
 import gradio as gr
+import numpy as np
 import torch
 
-from ..data import image_grid
-from .common import LONG_WORK, MAX_SEED, check_int, image_view
+from .. import anomaly
+from ..data import DataError, image_grid, open_image
+from ..domains import domain_of
+from .common import LONG_WORK, MAX_SEED, check_int, image_view, to_image
 from .models import ModelCache
 
 N_SAMPLES = 8
@@ -126,6 +129,59 @@ def stopped(progress):
             f"{shown}; the other {total - done} were not finished. Press Compare to run them all again.")
 
 
+ANOMALY_NOTE = (
+    "**Is it like the training data?** Upload a picture or draw one, and each chosen model says how typical it "
+    "finds it: the **autoencoder** by how badly it rebuilds it (it learned to rebuild digits), the **flow** and "
+    "the **PixelCNN** by its bits per dimension (how improbable it is), the VAE by its bound, the RBM by its free "
+    "energy. Each score is placed among the same model's scores of the 2,000 held-out images: above the "
+    f"{anomaly.OUTLIER_PERCENTILE:g}th percentile it reads as **not like the training data**. The picture is "
+    "first prepared as the Edit tab prepares an upload (a digit model sees it MNIST-style: grey, centred).")
+ANOMALY_DEFAULTS = ("ae-mnist", "flow-mnist", "pixelcnn-mnist")
+
+
+def scorers(models: ModelCache) -> list[str]:
+    """The served models that can score an image (explorer.anomaly) against held-out images of their domain."""
+    return [name for name in models.names
+            if anomaly.score_kind(models.model_class(name)) is not None
+            and domain_of(models.domain(name)).has_heldout]
+
+
+def anomaly_report(models: ModelCache, names, upload, drawing):
+    """The picture (an uploaded file, else the sketchpad's drawing) scored by each chosen model and placed
+    among its held-out scores: -> (the picture as the first model sees it, a table)."""
+    offered = scorers(models)
+    if not isinstance(names, (list, tuple)) or not names:
+        raise gr.Error("choose at least one model to score with")
+    for name in names:
+        if name not in offered:
+            raise gr.Error(f"{str(name)[:60]!r} cannot score images; choose from {', '.join(offered)}")
+    composite = drawing.get("composite") if isinstance(drawing, dict) else None
+    if upload is not None:
+        source = upload
+    elif composite is not None:
+        try:
+            source = open_image(np.asarray(composite))
+        except DataError as error:
+            raise gr.Error(f"cannot use this drawing: {error}") from error
+    else:
+        raise gr.Error("upload a picture or draw one first")
+    rows, seen = [], None
+    for name in dict.fromkeys(names):
+        model = models.get(name)
+        try:
+            image = domain_of(model).prepare_upload(source, model.image_shape)
+        except DataError as error:
+            raise gr.Error(f"cannot use this picture: {error}") from error
+        seen = image if seen is None else seen
+        score = float(anomaly.scores(model, image[None])[0])
+        reference = models.heldout_scores(name)
+        rows.append(f"| {name} | {anomaly.score_kind(model)} | {score:.4g} | {np.median(reference):.4g} | "
+                    f"{anomaly.verdict(score, reference)} |")
+    table = ("| model | score | this picture | held-out median | reads as |\n|---|---|---|---|---|\n"
+             + "\n".join(rows))
+    return to_image(seen, 8), table
+
+
 def build(models: ModelCache):
     gr.Markdown(EXPLANATION)
     with gr.Row():
@@ -146,3 +202,22 @@ def build(models: ModelCache):
     # cancel), so the grids that had finished show again
     running.then(lambda p: (stopped(p), *[gr.update()] * len(outputs)), progress, [status, *outputs],
                  api_visibility="private")
+
+    offered = scorers(models)
+    if offered:
+        with gr.Accordion("Is it like the training data? Anomaly scores for any picture", open=False):
+            gr.Markdown(ANOMALY_NOTE)
+            chosen = gr.CheckboxGroup(offered, value=[n for n in ANOMALY_DEFAULTS if n in offered] or offered[:1],
+                                      label="score with", elem_id="anomaly-models")
+            with gr.Row():
+                upload = gr.File(label="upload a picture (PNG, JPEG, ...)", file_types=["image"], type="filepath",
+                                 elem_id="anomaly-upload")
+                sketch = gr.Sketchpad(label="or draw one (dark ink)", type="numpy", canvas_size=(280, 280),
+                                      layers=False, transforms=(), elem_id="anomaly-sketch",
+                                      brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"))
+                seen = image_view(label="as the first model sees it", type="pil", height=224, width=224,
+                                  elem_id="anomaly-seen")
+            score = gr.Button("Score it", elem_id="anomaly-run")
+            verdicts = gr.Markdown(elem_id="anomaly-table")
+        score.click(lambda n, u, d: anomaly_report(models, n, u, d), [chosen, upload, sketch], [seen, verdicts],
+                    api_visibility="private", **LONG_WORK)

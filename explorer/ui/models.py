@@ -16,6 +16,7 @@ from typing import Callable, TypeVar
 import numpy as np
 import torch
 
+from .. import anomaly
 from ..attributes import AttributeDirections, cached_attribute_directions, directions_for, measures_of
 from ..base import LatentModel, pick_device
 from ..checkpoint import list_models, read_record, record_domain, resolve
@@ -253,6 +254,11 @@ class ModelCache:
             domain = domain_of(model)
             return latent_map(model, domain.heldout()), domain.heldout_labels()
         return self._once("latent map", name, make)
+
+    def heldout_scores(self, name: str) -> np.ndarray:
+        """This model's anomaly scores (explorer.anomaly) of its domain's held-out images; computed once."""
+        model = self.get(name)
+        return self._once("anomaly scores", name, lambda: anomaly.scores(model, domain_of(model).heldout()))
 
     def built(self, kind: str, name: str):
         """What `kind` (e.g. "latent map") of `name` this cache holds, or None; never builds it (a view that builds
