@@ -268,13 +268,13 @@ class ToyFlow(nn.Module):
             layers = [Coupling(i % 2) for i in range(8)]
         else:
             layers = [Planar() for _ in range(self.PLANAR_LAYERS)]
-        self.couplings = nn.ModuleList(layers)  # each maps data -> base and returns its log|det|
+        self.layers = nn.ModuleList(layers)  # each maps data -> base and returns its log|det|
         self.optimizer = torch.optim.Adam(self.parameters(), 2e-3)
 
     def log_density(self, x: torch.Tensor) -> torch.Tensor:
         z, log_det = x / self.SCALE, torch.full((len(x),), -2 * math.log(self.SCALE))
-        for coupling in self.couplings:
-            z, step = coupling(z)
+        for layer in self.layers:
+            z, step = layer(z)
             log_det = log_det + step
         return -0.5 * (z**2).sum(1) - math.log(2 * math.pi) + log_det
 
@@ -289,8 +289,8 @@ class ToyFlow(nn.Module):
     @torch.no_grad()
     def sample(self, noise: torch.Tensor) -> torch.Tensor:
         x = noise
-        for coupling in reversed(self.couplings):
-            x = coupling.inverse(x)
+        for layer in reversed(self.layers):
+            x = layer.inverse(x)
         return x * self.SCALE
 
     @torch.no_grad()

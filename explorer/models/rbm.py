@@ -15,7 +15,7 @@ units l, and H(s, l) = sum_mu l_mu^2 / 2 - sum_i h_i s_i - sum_{i,mu} W_{i,mu} s
   1. p(s_i = +1 | l) = 1 / (1 + exp(-2 x_i)), x_i = sum_mu W_{i,mu} l_mu + h_i;
   2. l | s ~ N(W's, I), so E[l_mu | s] = sum_j W_{j,mu} s_j;
   3. integrating l out, F(s) = -h.s - |W's|^2 / 2 - (M/2) log 2 pi: a Hopfield network with couplings W W'
-     (Amit, Gutfreund & Sompolinsky's view of the RBM, as the notes derive it), and
+     (Barra et al. 2012, "On the equivalence of Hopfield networks and Boltzmann machines"), and
   4. CD-k's update Delta W_{i,mu} ~ <s_i sum_j W_{j,mu} s_j>_data - <s_i l_mu>_model, whose model term is taken
      here with E[l | s] for l (the same expectation, less noise), which is -dF/dW at the negative samples.
 Its latent is l_0 = z itself, the chain's first hidden state.
@@ -159,7 +159,7 @@ class RBM(LatentModel):
             return self.chains.clone()
 
     def loss(self, x: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """The CD-k surrogate (step 3), its coin flips drawn from `generator` (the global one in training)."""
+        """The CD-k surrogate (its step 3 below), coin flips drawn from `generator` (the global one in training)."""
         # 1. binarise the digits: v ~ Bernoulli(intensity)
         v_data = torch.bernoulli(x.flatten(1), generator=generator)
         # 2. negative phase: k Gibbs steps (from the data for CD-k, from the chains for PCD)
