@@ -6,7 +6,10 @@ DistributedDataParallel (NCCL on GPUs, gloo on the CPU). Every process draws the
 takes its own share (rows rank, rank + N, ...); DDP averages the shares' gradients, which is the whole batch's
 mean gradient, so N processes give the weights one process gives on the same global batches (to float rounding;
 exactly so for a loss that draws no noise: each process draws its own noise, seeded by (seed, step, rank)).
-Rank 0 alone writes the checkpoint, the state and the progress grids.
+A family with its own training step (the GAN's critic and generator steps) has each optimiser average the
+processes' gradients before it steps instead; its noise and its batch-norm statistics are each process's own, so
+it trains as one process would in distribution, not weight for weight. Rank 0 alone writes the checkpoint, the
+state and the progress grids.
 
 Shows a progress bar, writes sample grids to runs/NAME/progress/ as it goes, saves its training state
 to runs/NAME/state/ (safetensors + JSON) and a loadable checkpoint to checkpoints/NAME every
@@ -111,13 +114,31 @@ class LossOf(nn.Module):
         return type(self.model).loss(self.model, batch)
 
 
-def distribute(model: Trainable, device: torch.device) -> None:
-    """Route `model.loss` through DistributedDataParallel, so the default training step's backward averages the
-    gradients of every process. The wrapper is set past nn.Module's registry (object.__setattr__): it must not
-    become a submodule, or the checkpoint would hold the weights twice."""
+def average_gradients_before_each_step(optimizers: list[torch.optim.Optimizer]) -> None:
+    """Before every step of each optimiser, replace its parameters' gradients by their mean over the processes:
+    what DistributedDataParallel's backward does, for a family whose own training step runs several losses and
+    optimisers (a GAN's critic and generator steps, WGAN-GP's double backward), which one DDP wrapper cannot
+    follow. Every process runs the same steps on the same parameters, so the collectives line up."""
+    def average(optimizer, args, kwargs) -> None:
+        for group in optimizer.param_groups:
+            for parameter in group["params"]:
+                if parameter.grad is not None:
+                    dist.all_reduce(parameter.grad)
+                    parameter.grad.div_(dist.get_world_size())
+
+    for optimizer in optimizers:
+        optimizer.register_step_pre_hook(average)
+
+
+def distribute(model: Trainable, device: torch.device, optimizers: list[torch.optim.Optimizer]) -> None:
+    """Average every process's gradients: for the families' one default training step, by routing `model.loss`
+    through DistributedDataParallel (the wrapper is set past nn.Module's registry, object.__setattr__: it must
+    not become a submodule, or the checkpoint would hold the weights twice); for a family with its own step, by
+    averaging before each optimiser step. Batch-norm statistics stay each process's own (of its share), and
+    rank 0's are saved."""
     if type(model).training_step is not Trainable.training_step:
-        raise SystemExit(f"the {model.family} family runs its own training step (several losses and optimisers "
-                         "per step), which this version does not train on several processes; run it on one")
+        average_gradients_before_each_step(optimizers)
+        return
     wrapped = nn.parallel.DistributedDataParallel(LossOf(model), device_ids=[device] if device.type == "cuda" else None)
     object.__setattr__(model, "loss", wrapped)
 
@@ -210,7 +231,7 @@ def main(argv: list[str] | None = None) -> Path:
         if rank == 0:
             print(f"resuming {args.name} at step {start}", file=sys.stderr)
     if world > 1:
-        distribute(model, device)  # after the EMA's copy and the state's load: both see the bare model
+        distribute(model, device, optimizers)  # after the EMA's copy and the state's load: both see the bare model
 
     if args.decay_from is not None and not 0 <= args.decay_from < steps:
         raise SystemExit(f"--decay-from must be a step before --steps ({steps}), got {args.decay_from}")

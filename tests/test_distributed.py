@@ -58,3 +58,48 @@ def test_two_processes_differ_from_training_on_one_half(tmp_path):
 def test_a_batch_that_does_not_split_is_refused(tmp_path):
     result = train(tmp_path, "odd", 2, "--batch-size", "15")
     assert result.returncode != 0 and "does not split into 2 equal shares" in result.stderr
+
+
+def average_then_step(rank: int, world: int, rendezvous: str, out: str) -> None:
+    """One process of the test below: the same layer on every rank, rank r's gradient (r + 1) * ones."""
+    import torch.distributed as dist
+
+    from explorer.train import average_gradients_before_each_step
+
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.SGD(layer.parameters(), lr=0.1)
+    average_gradients_before_each_step([optimizer])
+    for parameter in layer.parameters():
+        parameter.grad = torch.full_like(parameter, rank + 1.0)
+    optimizer.step()
+    torch.save({k: v.detach() for k, v in layer.state_dict().items()}, f"{out}/rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_an_own_training_step_steps_on_the_processes_mean_gradient(tmp_path):
+    """The GAN's path: each optimiser averages the processes' gradients before it steps, so every rank takes
+    the same step, lr times the mean gradient (1 and 2 here: 1.5)."""
+    torch.multiprocessing.spawn(average_then_step, args=(2, str(tmp_path / "rendezvous"), str(tmp_path)), nprocs=2)
+    torch.manual_seed(0)
+    start = torch.nn.Linear(3, 2).state_dict()
+    for rank in range(2):
+        stepped = torch.load(tmp_path / f"rank{rank}.pt")
+        for key in start:
+            torch.testing.assert_close(stepped[key], start[key] - 0.1 * 1.5)
+
+
+def test_a_gan_trains_on_two_processes(tmp_path):
+    """A GAN (its own step: critic and generator optimisers) and WGAN-GP (a double backward) train under torchrun."""
+    for name, extra in (("gan", []), ("wgan", ["--set", "loss=wgan-gp", "--set", "n_critic=2"])):
+        args = ["gan", "--steps", "2", "--batch-size", "16", "--threads", "1", "--save-every", "2",
+                "--set", "latent_dim=8", "--set", "g_channels=8", "--set", "d_channels=4", *extra]
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                    "-m", "explorer.train"]
+        result = subprocess.run([*launcher, *args, "--name", name, "--out", str(tmp_path / name),
+                                 "--run-dir", str(tmp_path / f"run-{name}")], cwd=ROOT, capture_output=True, text=True,
+                                env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}, timeout=240)
+        assert result.returncode == 0, result.stderr[-2000:]
+        record = json.loads((tmp_path / name / "config.json").read_text())["training"]
+        assert record["processes"] == 2 and record["steps"] == 2
