@@ -359,3 +359,20 @@ def test_the_holes_preset_draws_the_autoencoder_beside_the_vae(page):
     assert image_src(page, "#map-left") != before
     assert page.input_value("#map-left-model input") == left and page.input_value("#map-right-model input") == right
     assert note in page.inner_text("#map-preset-note")
+
+
+def test_the_table_row_is_the_trade_offs_the_checkpoint_recorded():
+    """Training time, rarest class, NN ratio and IS read from the record, beside what is measured now."""
+    cache = ModelCache("cpu", names=["vae-mnist"])
+    model = cache.get("vae-mnist")
+    record = model.checkpoint_record
+    cells = [c.strip() for c in compare.table_row("vae-mnist", model, 0.08).split("|")[1:-1]]
+    header = [c.strip() for c in compare.HEADER.splitlines()[0].split("|")[1:-1]]
+    row = dict(zip(header, cells))
+    minutes = record["training"]["train_time_s"] / 60
+    assert row["training"] == f"{minutes:.0f} min, {record['training']['steps']:,} steps"
+    assert row["ms/image now"] == f"{0.08 * 1000 / compare.N_SAMPLES:.1f}"
+    assert row["rarest class"] == f"{record['metrics']['min_class_share']:.1%}"
+    assert row["NN ratio"] == f"{record['metrics']['nn_distance_ratio']:.2f}"
+    assert row["IS"] == f"{record['metrics']['inception_score']:.2f}"
+    assert row["parameters"] == f"{sum(p.numel() for p in model.parameters()):,}"
