@@ -468,3 +468,12 @@ def check_gif(page, shown: str, link: str, name: str, tmp_path) -> None:
     download.value.save_as(saved)
     with Image.open(saved) as gif:
         assert gif.format == "GIF" and gif.n_frames > 1
+
+
+def test_clean_up_rebuilds_with_the_digit_models_only_while_shapes_models_are_served():
+    """A served shapes VAE (3x32x32, its size set in its config, not its class) has no digit to rebuild: the
+    panel skips it rather than feeding it a 1x28x28 digit (it once failed whenever shapes models were served)."""
+    both = ModelCache("cpu", names=["ae-mnist", "vae-shapes"])
+    assert both.image_shape("vae-shapes") == (3, 32, 32) and both.image_shape("ae-mnist") == (1, 28, 28)
+    *_, table = denoise.clean_up(both, None, 3, 0.5, 0)
+    assert "| ae-mnist |" in table and "vae-shapes" not in table

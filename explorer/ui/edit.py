@@ -674,20 +674,26 @@ def build(models: ModelCache, picked: gr.State):
             first = (domain_of(models.domain(editable[0])).edit_measures(models.image_shape(editable[0])).sliders
                      if editable else ())
             named, locks = [], []
+            # no reset (↺) button on an edit slider: it sets the slider without the `input` event an edit runs
+            # on, so the image kept the old edit under a slider showing 0 (teacher review); "Reset to the
+            # picked latent" below resets every slider and the image together
             for i in range(N_NAMED):
                 with gr.Row():
                     named.append(gr.Slider(-SLIDER_RANGE, SLIDER_RANGE, value=0, step=0.1, scale=4, visible=i < len(first),
-                                           label=first[i] if i < len(first) else f"slider {i + 1}", elem_id=f"edit-slot-{i}"))
+                                           label=first[i] if i < len(first) else f"slider {i + 1}", buttons=[],
+                                           elem_id=f"edit-slot-{i}"))
                     locks.append(gr.Checkbox(label="lock", value=False, scale=1, min_width=60, visible=i < len(first),
                                              elem_id=f"edit-lock-slot-{i}"))
             with gr.Row():
-                digit = gr.Slider(-SLIDER_RANGE, SLIDER_RANGE, value=0, step=0.1, label="toward digit", scale=3, elem_id="edit-digit")
+                digit = gr.Slider(-SLIDER_RANGE, SLIDER_RANGE, value=0, step=0.1, label="toward digit", scale=3, buttons=[],
+                              elem_id="edit-digit")
                 target = gr.Dropdown(list(range(10)), value=1, label="target digit", scale=1, min_width=60,
                                      info="starts at the digit after the one the pick reads as", elem_id="edit-target")
                 locks.append(gr.Checkbox(label="keep the digit", value="digit" in OPENING_LOCKS, scale=1, min_width=60,
                                          elem_id="edit-lock-digit"))
     with gr.Accordion("Principal directions (found without labels, named by what they move most)", open=False):
-        principal = [gr.Slider(-SLIDER_RANGE, SLIDER_RANGE, value=0, step=0.1, label=f"PC{i + 1}", elem_id=f"edit-slider-{i}")
+        principal = [gr.Slider(-SLIDER_RANGE, SLIDER_RANGE, value=0, step=0.1, label=f"PC{i + 1}", buttons=[],
+                               elem_id=f"edit-slider-{i}")
                      for i in range(N_PRINCIPAL)]
     with gr.Accordion("Latent traversal: the picked latent with one coordinate (or direction) swept per row", open=False):
         with gr.Row():

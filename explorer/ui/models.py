@@ -99,7 +99,8 @@ class ModelCache:
         """(channels, height, width) of the model's images, without loading its weights."""
         if name in self._opened:
             return tuple(self._opened[name].image_shape)
-        return tuple(self.model_class(name).image_shape)
+        # a config that sets its size says it (the shapes models: 3x32x32); the class's default is the digits'
+        return tuple(self._records[name].get("config", {}).get("image_shape") or self.model_class(name).image_shape)
 
     def domain(self, name: str) -> str | None:
         """The kind of data the model draws (explorer.domains), or None for one opened from elsewhere."""
